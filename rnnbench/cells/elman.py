@@ -1,0 +1,40 @@
+"""Elman RNN cells, torch.nn.RNN's convention: h = act(W_ih x + b_ih + W_hh h_prev + b_hh).
+
+x: [T,B,I]  weight_ih: [H,I]  weight_hh: [H,H]  bias_ih, bias_hh: [H]
+Nothing is saved beyond h itself: both derivatives are functions of h.
+"""
+
+import math
+
+from ..config import gate
+from . import DENSE, Cell
+
+
+@gate
+def tanh_forward(xp, hp, j, H, h_prev, c_prev, saved):
+    return math.tanh(xp[j] + hp[j]), 0.0
+
+
+@gate
+def tanh_backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
+    dpre = dh * (1.0 - h * h)
+    dxp[j] = dpre
+    dhp[j] = dpre
+    return 0.0, 0.0
+
+
+@gate
+def relu_forward(xp, hp, j, H, h_prev, c_prev, saved):
+    return max(xp[j] + hp[j], 0.0), 0.0
+
+
+@gate
+def relu_backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
+    dpre = dh if h > 0.0 else 0.0 * dh
+    dxp[j] = dpre
+    dhp[j] = dpre
+    return 0.0, 0.0
+
+
+RNN_TANH = Cell("rnn_tanh", 1, 0, DENSE, False, tanh_forward, tanh_backward)
+RNN_RELU = Cell("rnn_relu", 1, 0, DENSE, False, relu_forward, relu_backward)

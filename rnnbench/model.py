@@ -1,0 +1,321 @@
+"""`RNN`, the public face of rnnbench: argument checks, parameters, layers and directions.
+
+The backends (`rnnbench.cpu`, `rnnbench.cuda`) walk one layer-direction
+through time; this module stacks them and checks everything first, since
+compiled kernels do not check bounds.
+"""
+
+import importlib
+import math
+import numbers
+
+import numpy as np
+
+from .cells import CELLS
+
+BACKENDS = ("cpu", "cuda")
+DTYPES = (np.float32, np.float64)
+
+
+def architectures() -> list[str]:
+    """Names of every implemented architecture, in a stable order."""
+    return list(CELLS)
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def _load_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return importlib.import_module(f"rnnbench.{backend}")
+
+
+def _check_array(name: str, a, shape: tuple, dtype):
+    """Raise unless `a` is an array of exactly this shape and dtype."""
+    if not (hasattr(a, "shape") and hasattr(a, "dtype")):
+        raise TypeError(f"{name} must be an array of shape {shape}, got {type(a).__name__}")
+    if np.dtype(a.dtype) != dtype:
+        raise TypeError(f"{name} must have dtype {dtype.name} (the model's), got {a.dtype}")
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
+
+
+class RNN:
+    """A stack of recurrent layers, PyTorch's conventions, Numba kernels.
+
+    x: [T,B,I] time-major; y: [T,B,D*H]; h0, c0: [L*D,B,H]. Parameters are
+    keyed like the matching torch module's state_dict. Raises ValueError or
+    TypeError naming the argument for any invalid input.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dtype=np.float32,
+        backend: str = "cpu",
+        seed: int = 0,
+        parallel_scan: bool | None = None,
+    ):
+        if arch not in CELLS:
+            raise ValueError(f"arch must be one of {architectures()}, got {arch!r}")
+        self.arch = arch
+        self.cell = CELLS[arch]
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        if not isinstance(bidirectional, bool | np.bool_):
+            raise TypeError(f"bidirectional must be a bool, got {bidirectional!r}")
+        self.bidirectional = bool(bidirectional)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        if self.dtype not in DTYPES:
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.backend = _load_backend(backend)
+        if parallel_scan is None:
+            parallel_scan = self.cell.scan is not None
+        if parallel_scan and self.cell.scan is None:
+            raise ValueError(
+                f"parallel_scan=True needs a cell with a parallel-scan form; {arch!r} has none"
+            )
+        self.parallel_scan = bool(parallel_scan)
+        self.seed = seed
+        self._shapes = self._param_shapes()
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        self._params = {
+            key: rng.uniform(-bound, bound, shape).astype(self.dtype)
+            for key, shape in self._shapes.items()
+        }
+        self._tapes = None
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _layer_keys(self, layer: int, direction: int) -> dict[str, str]:
+        suffix = "_reverse" if direction else ""
+        return {name: f"{name}_l{layer}{suffix}" for name in self.cell.param_shapes(1, 1)}
+
+    def _param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {}
+        for layer in range(self.num_layers):
+            size = self.input_size if layer == 0 else self.hidden_size * self.directions
+            for direction in range(self.directions):
+                keys = self._layer_keys(layer, direction)
+                for name, shape in self.cell.param_shapes(size, self.hidden_size).items():
+                    shapes[keys[name]] = shape
+        return shapes
+
+    @property
+    def params(self) -> dict:
+        """Parameters keyed like torch's state_dict; arrays of the same shapes may be assigned."""
+        return self._params
+
+    @params.setter
+    def params(self, new):
+        if not isinstance(new, dict):
+            raise TypeError(f"params must be a dict of arrays, got {type(new).__name__}")
+        self._check_params(new)
+        self._params = dict(new)
+
+    def _check_params(self, params: dict):
+        for key, shape in self._shapes.items():
+            if key not in params:
+                raise ValueError(f"params is missing {key!r} of shape {shape}")
+            _check_array(f"params[{key!r}]", params[key], shape, self.dtype)
+        extra = sorted(set(params) - set(self._shapes))
+        if extra:
+            raise ValueError(f"params has unknown keys {extra}; expected {list(self._shapes)}")
+
+    def _layer_params(self, layer: int, direction: int) -> dict:
+        return {
+            name: self._device_params[key]
+            for name, key in self._layer_keys(layer, direction).items()
+        }
+
+    def _state_shape(self, batch: int) -> tuple[int, int, int]:
+        return (self.num_layers * self.directions, batch, self.hidden_size)
+
+    def _check_state(self, name: str, state, batch: int):
+        """(h, c) arrays of shape [L*D,B,H] from `state`, zeros where None."""
+        shape = self._state_shape(batch)
+        if state is None:
+            zeros = self.backend.zeros(shape, self.dtype)
+            return zeros, (
+                self.backend.zeros(shape, self.dtype) if self.cell.has_cell_state else None
+            )
+        if self.cell.has_cell_state:
+            if not (isinstance(state, tuple) and len(state) == 2):
+                raise TypeError(
+                    f"{name} must be a tuple (h, c) of arrays of shape {shape} "
+                    f"for {self.arch!r}, got {type(state).__name__}"
+                )
+            _check_array(f"{name}[0]", state[0], shape, self.dtype)
+            _check_array(f"{name}[1]", state[1], shape, self.dtype)
+            return self._to_backend(state[0]), self._to_backend(state[1])
+        _check_array(name, state, shape, self.dtype)
+        return self._to_backend(state), None
+
+    def _to_backend(self, a):
+        return self.backend.asarray(a)
+
+    def _check_input(self, x):
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+            raise TypeError(
+                f"x must be an array of shape (T, B, {self.input_size}), got {type(x).__name__}"
+            )
+        if len(x.shape) != 3:
+            raise ValueError(f"x must have shape (T, B, {self.input_size}), got {tuple(x.shape)}")
+        T, B, _ = x.shape
+        if T < 1 or B < 1:
+            raise ValueError(
+                f"x must have a non-empty sequence and batch, got shape "
+                f"{tuple(x.shape)} (T={T}, B={B})"
+            )
+        _check_array("x", x, (T, B, self.input_size), self.dtype)
+        return T, B
+
+    def forward(self, x, state=None):
+        """Run the stack over x: [T,B,I]; returns (y: [T,B,D*H], h_n or (h_n, c_n)).
+
+        Keeps what BPTT needs for the next `backward`.
+        """
+        T, B = self._check_input(x)
+        h0, c0 = self._check_state("state", state, B)
+        self._check_params(self._params)
+        self._device_params = {k: self._to_backend(v) for k, v in self._params.items()}
+        backend, H, D = self.backend, self.hidden_size, self.directions
+        layer_input = self._to_backend(x)
+        tapes, h_n, c_n = [], [], []
+        for layer in range(self.num_layers):
+            y = backend.zeros((T, B, D * H), self.dtype)
+            for direction in range(D):
+                k = layer * D + direction
+                tape = backend.layer_forward(
+                    self.cell,
+                    self._layer_params(layer, direction),
+                    layer_input,
+                    h0[k],
+                    None if c0 is None else c0[k],
+                    bool(direction),
+                    y,
+                    direction * H,
+                    self.parallel_scan,
+                )
+                tapes.append(tape)
+                h_last, c_last = backend.final_state(tape, bool(direction))
+                h_n.append(h_last)
+                c_n.append(c_last)
+            layer_input = y
+        self._tapes = tapes
+        self._batch = B
+        h_n = backend.stack(h_n)
+        state = (h_n, backend.stack(c_n)) if self.cell.has_cell_state else h_n
+        return layer_input, state
+
+    def backward(self, dy, dstate=None) -> dict:
+        """BPTT through the most recent forward.
+
+        dy: [T,B,D*H]; dstate like the state forward returned (zeros if None).
+        Returns dL/d(every parameter), plus "input", "h0" and, for lstm, "c0".
+        """
+        return self._backward(dy, dstate)[0]
+
+    def _backward(self, dy, dstate):
+        if self._tapes is None:
+            raise ValueError(
+                "backward needs a forward first: call model.forward(x) before model.backward(dy)"
+            )
+        backend, H, D = self.backend, self.hidden_size, self.directions
+        x = self._tapes[0].x
+        T, B, _ = x.shape
+        _check_array("dy", dy, (T, B, D * H), self.dtype)
+        dh_n, dc_n = self._check_state("dstate", dstate, B)
+        grads = {}
+        dh0, dc0 = [None] * (self.num_layers * D), [None] * (self.num_layers * D)
+        layer_dy = self._to_backend(dy)
+        last_dh = None
+        for layer in reversed(range(self.num_layers)):
+            layer_x = self._tapes[layer * D].x
+            dx = backend.zeros(layer_x.shape, self.dtype)
+            for direction in range(D):
+                k = layer * D + direction
+                keys = self._layer_keys(layer, direction)
+                layer_grads, dh, dh0[k], dc0[k] = backend.layer_backward(
+                    self.cell,
+                    self._layer_params(layer, direction),
+                    self._tapes[k],
+                    bool(direction),
+                    layer_dy,
+                    direction * H,
+                    dh_n[k],
+                    None if dc_n is None else dc_n[k],
+                    dx,
+                )
+                grads.update({keys[name]: g for name, g in layer_grads.items()})
+                if layer == self.num_layers - 1 and direction == 0:
+                    last_dh = dh
+            layer_dy = dx
+        grads = {key: grads[key] for key in self._shapes}
+        grads["input"] = layer_dy
+        grads["h0"] = backend.stack(dh0)
+        if self.cell.has_cell_state:
+            grads["c0"] = backend.stack(dc0)
+        return grads, last_dh
+
+    def gradient_norms(self, x, state=None, u=None) -> np.ndarray:
+        """Mean over batch rows of |dL/dh_k|, k = 0..T, for L = sum(u * h_T) of the last layer.
+
+        x: [T,B,I]; u: [B,H], a random unit vector per row when None.
+        Runs forward and the package's own BPTT (replacing the most recent
+        forward). Returns float64 [T+1]. Raises ValueError if bidirectional.
+        """
+        if self.bidirectional:
+            raise ValueError("gradient_norms needs a unidirectional model (bidirectional=False)")
+        _, B = self._check_input(x)
+        if u is None:
+            u = np.random.default_rng(self.seed).standard_normal((B, self.hidden_size))
+            u = (u / np.linalg.norm(u, axis=1, keepdims=True)).astype(self.dtype)
+        _check_array("u", u, (B, self.hidden_size), self.dtype)
+        y, _ = self.forward(x, state)
+        dstate_h = np.zeros(self._state_shape(B), self.dtype)
+        dstate_h[-1] = self.backend.to_host(u)
+        dstate = (dstate_h, np.zeros_like(dstate_h)) if self.cell.has_cell_state else dstate_h
+        dy = self.backend.zeros(y.shape, self.dtype)
+        _, dh = self._backward(dy, dstate)
+        dh = self.backend.to_host(dh).astype(np.float64)
+        return np.linalg.norm(dh, axis=2).mean(axis=1)
+
+
+def gradient_decay(
+    arch: str,
+    seq_len: int,
+    hidden_size: int,
+    input_size: int,
+    batch: int,
+    seed: int = 0,
+    backend: str = "cpu",
+    dtype=np.float64,
+) -> np.ndarray:
+    """`RNN.gradient_norms` of a fresh default-initialised model on standard normal x.
+
+    Everything is drawn from `seed`. Returns float64 [seq_len + 1].
+    """
+    model = RNN(arch, input_size, hidden_size, dtype=dtype, backend=backend, seed=seed)
+    seq_len = _positive_int("seq_len", seq_len)
+    batch = _positive_int("batch", batch)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((seq_len, batch, input_size)).astype(model.dtype)
+    return model.gradient_norms(x)
