@@ -47,6 +47,20 @@ class Cell(NamedTuple):
             shapes.update(weight_hh=(hidden_size,), bias_hh=(hidden_size,))
         return shapes
 
+    def flops_per_step(self, input_size: int, hidden_size: int) -> int:
+        """Multiply-add FLOPs (2 per MAC) of one forward step for one batch row.
+
+        Counts the matrix products only, which dominate; a training step
+        (forward + BPTT) costs three times this.
+        """
+        rows = self.gates * hidden_size
+        flops = 2 * rows * input_size
+        if self.recurrence == DENSE:
+            flops += 2 * rows * hidden_size
+        elif self.recurrence == DIAGONAL:
+            flops += 2 * hidden_size
+        return flops
+
 
 def _registry() -> dict[str, Cell]:
     from . import elman, gru, lstm
