@@ -26,6 +26,15 @@ class Cell(NamedTuple):
         gradients of the pre-activations, and returns the parts of dL/dh_{t-1}
         that do not pass through hp, and dL/dc_{t-1}.
     Cells without a cell state return c = 0 and ignore c_prev, c and dc.
+    Cells with recurrence NONE read only xp and write only dxp (the drivers
+    may pass dhp as the same array as dxp).
+
+    scan(saved, j, H) -> a, for cells whose step is linear in the state,
+    h = a * h_prev + b, with a, b and everything `forward` saves independent
+    of h_prev (no cell state): returns the decay a that `forward` saved.
+    The parallel scans take b's local recurrence from `forward` itself and
+    the pre-activation gradients from `backward` (given the full dL/dh_t), so
+    each cell's math stays in its two functions; None for other cells.
     """
 
     name: str
@@ -35,7 +44,7 @@ class Cell(NamedTuple):
     has_cell_state: bool
     forward: Any
     backward: Any
-    scan: Any = None  # parallel-scan form, for cells whose recurrence is linear in h
+    scan: Any = None  # the decay a of h = a * h_prev + b, see above
 
     def param_shapes(self, input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
         """Shapes of one layer-direction's parameters, keyed without the layer suffix."""
@@ -63,9 +72,17 @@ class Cell(NamedTuple):
 
 
 def _registry() -> dict[str, Cell]:
-    from . import elman, gru, lstm
+    from . import elman, gru, indrnn, lstm, mingru, minlstm
 
-    cells = [elman.RNN_TANH, elman.RNN_RELU, lstm.LSTM, gru.GRU]
+    cells = [
+        elman.RNN_TANH,
+        elman.RNN_RELU,
+        lstm.LSTM,
+        gru.GRU,
+        indrnn.INDRNN,
+        mingru.MINGRU,
+        minlstm.MINLSTM,
+    ]
     return {cell.name: cell for cell in cells}
 
 
