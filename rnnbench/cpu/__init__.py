@@ -10,6 +10,7 @@ import numpy as np
 
 from ..cells import DENSE, DIAGONAL, NONE, Cell
 from .kernels import time_loops
+from .scan import chunk_length, scan_loops
 
 name = "cpu"
 
@@ -21,6 +22,7 @@ class Tape(NamedTuple):
     h: np.ndarray  # [T+1,B,H] hidden states, see kernels' index convention
     c: np.ndarray  # [T+1,B,H] cell states, or [0,0,0] for cells without one
     saved: np.ndarray  # [T,B,S*H]
+    parallel_scan: bool  # made by the parallel scan, not the step loop
 
     @property
     def nbytes(self) -> int:
@@ -67,7 +69,8 @@ def layer_forward(
     """Run one layer-direction over x: [T,B,I]; writes out[:, :, out_offset:out_offset+H].
 
     params: this layer-direction's arrays keyed as in `Cell.param_shapes`;
-    h0, c0: [B,H] (c0 ignored for cells without a cell state).
+    h0, c0: [B,H] (c0 ignored for cells without a cell state);
+    parallel_scan: walk time by `scan` (cells with a `Cell.scan` only).
     """
     T, B, _ = x.shape
     H = h0.shape[1]
@@ -79,6 +82,10 @@ def layer_forward(
     if cell.has_cell_state:
         c[T if reverse else 0] = c0
     saved = np.empty((T, B, cell.saved * H), dtype)
+    if parallel_scan:
+        forward, _ = scan_loops(cell)
+        forward(reverse, x_proj, h, saved, out, out_offset, chunk_length(T, B))
+        return Tape(x, h, c, saved, True)
     b_hh = params.get("bias_hh", np.zeros(0, dtype))
     forward, _ = time_loops(cell)
     forward(
@@ -92,7 +99,7 @@ def layer_forward(
         out,
         out_offset,
     )
-    return Tape(x, h, c, saved)
+    return Tape(x, h, c, saved, False)
 
 
 def final_state(tape: Tape, reverse: bool):
@@ -119,21 +126,25 @@ def layer_backward(
     dc = np.array(dc_n if cell.has_cell_state else np.zeros((B, H)), dtype)
     dxp = np.empty((T, B, rows), dtype)
     dhp = np.empty((T, B, rows), dtype) if cell.recurrence != NONE else dxp
-    w_hh = params.get("weight_hh", np.zeros(0, dtype))
-    _, backward = time_loops(cell)
-    backward(
-        reverse,
-        w_hh,
-        tape.h,
-        tape.c,
-        tape.saved,
-        dy,
-        dy_offset,
-        dh,
-        dc,
-        dxp,
-        dhp,
-    )
+    if tape.parallel_scan:
+        _, backward = scan_loops(cell)
+        backward(reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp, chunk_length(T, B))
+    else:
+        w_hh = params.get("weight_hh", np.zeros(0, dtype))
+        _, backward = time_loops(cell)
+        backward(
+            reverse,
+            w_hh,
+            tape.h,
+            tape.c,
+            tape.saved,
+            dy,
+            dy_offset,
+            dh,
+            dc,
+            dxp,
+            dhp,
+        )
     grads = {
         "weight_ih": _rows(dxp).T @ _rows(tape.x),
         "bias_ih": _rows(dxp).sum(axis=0),
