@@ -100,9 +100,9 @@ def loss_and_grads(model, x, h0, dy, dh_n):
 @pytest.mark.parametrize(("arch", "parallel_scan"), PATHS)
 def test_gradients_match_central_differences(arch, parallel_scan, short_chunks):
     # Central differences with eps 1e-6 in float64 have truncation error
-    # ~eps^2 |L'''| ~ 1e-12 and rounding error ~1e-16 |L| / eps ~ 1e-10 for
-    # L of order 1; 1e-7 absolute leaves a wide margin and still fails for
-    # any wrong term (those are of order 1e-2 and larger here).
+    # ~eps^2 |L'''| ~ 1e-12 and rounding error ~1e-16 sum|dy * y| / eps
+    # ~ 1e-9 for these sizes (2e-9 seen); 1e-7 absolute leaves a 50x margin
+    # and still fails for any wrong term (those are of order 1e-2 and larger).
     model = make_model(arch, parallel_scan)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((5, 2, 3))
