@@ -259,6 +259,25 @@ def test_ptx_compiles_every_kernel_with_nvvm():
         assert len(matching) == 1 and " ok " in matching[0], (label, result.stdout)
 
 
+def test_float32_gate_math_is_not_approximated():
+    """Fastmath on CUDA would turn the cells' float32 tanh into tanh.approx.f32
+    (2^-11 relative error), which the simulator cannot show."""
+    result = python(
+        "from numba import cuda\n"
+        "from rnnbench.cells import CELLS\n"
+        "from rnnbench.config import CUDA_FASTMATH\n"
+        "from rnnbench.cuda import kernels, ptx\n"
+        "with ptx._device_functions_for((9, 0)):\n"
+        "    code, _ = cuda.compile_ptx(\n"
+        "        kernels.python_function('step_forward', CELLS['lstm']),\n"
+        "        kernels.signature('step_forward', 'float32'),\n"
+        "        cc=(9, 0), fastmath=CUDA_FASTMATH)\n"
+        "print(code)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert ".entry" in result.stdout and "tanh.approx" not in result.stdout
+
+
 def test_ptx_exits_nonzero_when_a_kernel_fails():
     result = python(
         "import argparse\n"

@@ -1,6 +1,6 @@
 """The CUDA kernels of the cuda backend and their signatures, in one place.
 
-`kernel(name, cell, dtype)` launches what `rnnbench ptx` compiles: both read `SIGNATURES`.
+`kernel(name, cell, dtype)` launches what `rnnbench ptx` compiles: both take `signature`.
 
 Every kernel loops with a grid stride (the GEMM with a block stride over its
 output tiles), so any launch size is correct. The index convention is the CPU
@@ -10,12 +10,14 @@ in as `prev` and `new`.
 
 import functools
 import math
+import types
 
 import numpy as np
 from numba import boolean, config, cuda, from_dtype, int64, void
+from numba.core.registry import CPUDispatcher
 
 from ..cells import DIAGONAL, Cell
-from ..config import CUDA_MAX_BLOCKS, CUDA_THREADS_PER_BLOCK
+from ..config import CUDA_FASTMATH, CUDA_MAX_BLOCKS, CUDA_THREADS_PER_BLOCK
 
 THREADS = CUDA_THREADS_PER_BLOCK
 # The GEMM computes TILE x TILE outputs per block, each thread PER_THREAD of
@@ -24,12 +26,25 @@ TILE = 1 << math.ceil(math.log2(THREADS) / 2)
 PER_THREAD = -(-TILE * TILE // THREADS)
 
 
+@functools.cache
 def device_function(gate_function):
-    """What the kernels call for a cell's @gate function: the function itself,
-    which numba.cuda compiles as a device function. The simulator hands kernels
-    wrapped arrays that compiled code cannot take, so there it runs the same
-    function's Python source."""
-    return gate_function.py_func if config.ENABLE_CUDASIM else gate_function
+    """The device function the kernels call for one of the cells' @gate functions.
+
+    Its Python source, compiled by numba.cuda with CUDA_FASTMATH, and so is
+    every @gate function it calls: called as they are, numba.cuda would compile
+    them with the CPU's fastmath flags, which on CUDA mean approximate float32
+    math. The simulator hands kernels wrapped arrays that compiled code cannot
+    take, so there the Python source runs as it is.
+    """
+    source = gate_function.py_func
+    if config.ENABLE_CUDASIM:
+        return source
+    namespace = dict(source.__globals__)
+    for name in source.__code__.co_names:
+        if isinstance(namespace.get(name), CPUDispatcher):
+            namespace[name] = device_function(namespace[name])
+    rebound = types.FunctionType(source.__code__, namespace, source.__name__)
+    return cuda.jit(device=True, fastmath=CUDA_FASTMATH)(rebound)
 
 
 def fill_zeros(a):
@@ -38,7 +53,7 @@ def fill_zeros(a):
         a[i] = 0
 
 
-@cuda.jit(device=True)
+@cuda.jit(device=True, fastmath=CUDA_FASTMATH)
 def load_tile(tile, src, transposed, row0, col0, rows, cols):
     """tile[i, k] = op(src)[row0 + i, col0 + k], zero outside op(src): [rows, cols].
 
@@ -214,7 +229,7 @@ def python_function(name: str, cell: Cell | None):
 @functools.cache
 def kernel(name: str, cell: Cell | None, dtype):
     """Kernel `name` compiled for its one signature (no other types are accepted)."""
-    return cuda.jit(signature(name, dtype))(python_function(name, cell))
+    return cuda.jit(signature(name, dtype), fastmath=CUDA_FASTMATH)(python_function(name, cell))
 
 
 def launch(compiled, work: int, *args):

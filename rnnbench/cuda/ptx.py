@@ -12,6 +12,7 @@ from unittest import mock
 from numba import config, cuda
 
 from ..cells import CELLS
+from ..config import CUDA_FASTMATH
 from .kernels import CELL_KERNELS, SHARED_KERNELS, python_function, signature
 
 DTYPES = ("float32", "float64")
@@ -80,7 +81,10 @@ def run(args) -> int:
                     start = time.perf_counter()
                     try:
                         ptx, _ = cuda.compile_ptx(
-                            python_function(name, cell), signature(name, dtype), cc=cc
+                            python_function(name, cell),
+                            signature(name, dtype),
+                            cc=cc,
+                            fastmath=CUDA_FASTMATH,
                         )
                     except Exception as error:  # report every kernel, then fail
                         failures += 1
