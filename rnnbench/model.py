@@ -173,6 +173,10 @@ class RNN:
     def _to_backend(self, a):
         return self.backend.asarray(a)
 
+    def _output(self, a):
+        """`a` as the caller's kind of array: NumPy when forward's x was NumPy."""
+        return self.backend.to_host(a) if self._host_io else a
+
     def _check_input(self, x):
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
             raise TypeError(
@@ -228,10 +232,6 @@ class RNN:
         h_n = self._output(backend.stack(h_n))
         state = (h_n, self._output(backend.stack(c_n))) if self.cell.has_cell_state else h_n
         return self._output(layer_input), state
-
-    def _output(self, a):
-        """`a` as the caller's kind of array: NumPy when forward's x was NumPy."""
-        return self.backend.to_host(a) if self._host_io else a
 
     def backward(self, dy, dstate=None) -> dict:
         """BPTT through the most recent forward.
