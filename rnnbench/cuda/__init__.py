@@ -1,7 +1,6 @@
 """CUDA backend: numba.cuda kernels that keep each layer-direction on the device throughout.
 
-Same functions as `rnnbench.cpu`, on device arrays; `rnnbench.model` holds the
-argument checks. Runs on Numba's CUDA simulator when NUMBA_ENABLE_CUDASIM=1.
+Same functions as `rnnbench.cpu`, on device arrays; NUMBA_ENABLE_CUDASIM=1 runs it simulated.
 """
 
 import functools

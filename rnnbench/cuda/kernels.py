@@ -1,11 +1,6 @@
 """The CUDA kernels of the cuda backend and their signatures, in one place.
 
 `kernel(name, cell, dtype)` launches what `rnnbench ptx` compiles: both take `signature`.
-
-Every kernel loops with a grid stride (the GEMM with a block stride over its
-output tiles), so any launch size is correct. The index convention is the CPU
-backend's: time t reads h[t + reverse] and writes h[t + 1 - reverse], passed
-in as `prev` and `new`.
 """
 
 import functools
@@ -19,6 +14,8 @@ from numba.core.registry import CPUDispatcher
 from ..cells import DIAGONAL, Cell
 from ..config import CUDA_FASTMATH, CUDA_MAX_BLOCKS, CUDA_THREADS_PER_BLOCK
 
+# Every kernel loops with a grid stride (the GEMM with a block stride over its
+# output tiles), so any launch size is correct.
 THREADS = CUDA_THREADS_PER_BLOCK
 # The GEMM computes TILE x TILE outputs per block, each thread PER_THREAD of
 # them (1 or 2): TILE is the smallest power of two with TILE^2 >= THREADS.
@@ -122,7 +119,10 @@ def column_sums(a, scale, out):
     for n in range(cuda.grid(1), N, cuda.gridsize(1)):
         total = out.dtype.type(0)
         for r in range(R):
-            total += a[r, n] * scale[r, n] if scale.shape[0] else a[r, n]
+            term = a[r, n]
+            if scale.shape[0]:
+                term *= scale[r, n]
+            total += term
         out[n] = total
 
 
@@ -130,7 +130,9 @@ def cell_kernels(cell: Cell) -> dict:
     """{name: Python function} of the two per-step kernels, specialised for `cell`.
 
     The cell's `@gate` functions are called as device functions; `recurrence`
-    and `has_c` are constants, so the branches on them fold away.
+    and `has_c` are constants, so the branches on them fold away. The index
+    convention is the CPU backend's: time t reads h[t + reverse] and writes
+    h[t + 1 - reverse], passed in as `prev` and `new`.
     """
     cell_forward, cell_backward = device_function(cell.forward), device_function(cell.backward)
     recurrence, has_c = cell.recurrence, cell.has_cell_state
