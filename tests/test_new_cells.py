@@ -59,6 +59,17 @@ def make_model(arch, parallel_scan, dtype=np.float64, seed=0, **sizes):
     return rnnbench.RNN(arch, dtype=dtype, seed=seed, parallel_scan=parallel_scan, **sizes)
 
 
+def random_problem(seed, T=5):
+    """x, h0, dy, dh_n for `make_model`'s default sizes, standard normal."""
+    rng = np.random.default_rng(seed)
+    return (
+        rng.standard_normal((T, 2, 3)),
+        rng.standard_normal((4, 2, 4)),
+        rng.standard_normal((T, 2, 8)),
+        rng.standard_normal((4, 2, 4)),
+    )
+
+
 @pytest.fixture
 def short_chunks(monkeypatch):
     """Scans in chunks of 2 steps, so a short sequence spans several."""
@@ -69,9 +80,7 @@ def short_chunks(monkeypatch):
 def test_forward_matches_contract_formula(arch, parallel_scan, short_chunks):
     # Same float64 operations up to order: agreement to rounding, 1e-12.
     model = make_model(arch, parallel_scan)
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((7, 2, 3))
-    h0 = rng.standard_normal((4, 2, 4))
+    x, h0, _, _ = random_problem(1, T=7)
     y, h_n = model.forward(x, h0)
     y_ref, h_n_ref = reference_forward(model, x, h0)
     np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-12)
@@ -104,11 +113,7 @@ def test_gradients_match_central_differences(arch, parallel_scan, short_chunks):
     # ~ 1e-9 for these sizes (2e-9 seen); 1e-7 absolute leaves a 50x margin
     # and still fails for any wrong term (those are of order 1e-2 and larger).
     model = make_model(arch, parallel_scan)
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((5, 2, 3))
-    h0 = rng.standard_normal((4, 2, 4))
-    dy = rng.standard_normal((5, 2, 8))
-    dh_n = rng.standard_normal((4, 2, 4))
+    x, h0, dy, dh_n = random_problem(2)
     _, grads = loss_and_grads(model, x, h0, dy, dh_n)
     eps = 1e-6
     worst = 0.0

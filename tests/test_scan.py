@@ -46,38 +46,17 @@ def problems(draw):
     return draw(st.sampled_from(SCAN_CELLS)), T, B, sizes, draw(st.integers(1, T + 2))
 
 
+def pinned(arch, T, B, n_in, H, L, D, chunk):
+    """A problem as `problems` draws it, for @example."""
+    sizes = {"input_size": n_in, "hidden_size": H, "num_layers": L, "bidirectional": D == 2}
+    return arch, T, B, sizes, chunk
+
+
 @settings(deadline=None, max_examples=40)
 @given(problem=problems(), seed=st.integers(0, 2**16))
-@example(
-    problem=(
-        "mingru",
-        1,
-        1,
-        {"input_size": 1, "hidden_size": 1, "num_layers": 1, "bidirectional": False},
-        1,
-    ),
-    seed=0,
-)
-@example(
-    problem=(
-        "minlstm",
-        37,
-        2,
-        {"input_size": 2, "hidden_size": 3, "num_layers": 2, "bidirectional": True},
-        5,
-    ),
-    seed=1,
-)
-@example(
-    problem=(
-        "mingru",
-        40,
-        1,
-        {"input_size": 2, "hidden_size": 2, "num_layers": 1, "bidirectional": True},
-        1,
-    ),
-    seed=2,
-)
+@example(problem=pinned("mingru", T=1, B=1, n_in=1, H=1, L=1, D=1, chunk=1), seed=0)
+@example(problem=pinned("minlstm", T=37, B=2, n_in=2, H=3, L=2, D=2, chunk=5), seed=1)
+@example(problem=pinned("mingru", T=40, B=1, n_in=2, H=2, L=1, D=2, chunk=1), seed=2)
 def test_scan_matches_step_loop(problem, seed):
     arch, T, B, sizes, chunk = problem
     rng = np.random.default_rng(seed)
