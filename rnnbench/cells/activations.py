@@ -12,9 +12,3 @@ def sigmoid(x):
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
-
-
-@gate
-def softplus(x):
-    """log(1 + exp(x)), finite for every finite x: max(x, 0) + log1p(exp(-|x|))."""
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
