@@ -22,5 +22,5 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
-	$(CUDA_SIMULATOR) $(PY) -m pytest tests/test_cuda.py
+	$(CUDA_SIMULATOR) $(PY) -m pytest tests/test_cuda.py tests/test_cuda_scan.py
 	$(VENV)/bin/rnnbench ptx --cc 8.0 --cc 9.0

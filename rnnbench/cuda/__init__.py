@@ -37,6 +37,7 @@ class Tape(NamedTuple):
     h: object  # [T+1,B,H] hidden states, see kernels' index convention
     c: object  # [T+1,B,H] cell states, or [0,0,0] for cells without one
     saved: object  # [T,B,S*H]
+    parallel_scan: bool  # made by the scan kernels, not the per-step ones
 
     @property
     def nbytes(self) -> int:
@@ -146,7 +147,8 @@ def layer_forward(
     params: this layer-direction's device arrays keyed as in `Cell.param_shapes`;
     h0, c0: [B,H] (c0 ignored for cells without a cell state). One GEMM for
     the input projection of every step, then per step a GEMM for W_hh h
-    (DENSE cells) and one fused gate kernel.
+    (DENSE cells) and one fused gate kernel; with `parallel_scan` (cells with
+    a `Cell.scan` only), one scan kernel over all of time instead.
     """
     T, B, _ = x.shape
     H = h0.shape[1]
@@ -159,6 +161,13 @@ def layer_forward(
     if cell.has_cell_state:
         c[T if reverse else 0].copy_to_device(c0)
     saved = cuda.device_array((T, B, cell.saved * H), dtype)
+    if parallel_scan:
+        no_recurrence = zeros(cell.gates * H, dtype)
+        scan = kernel("scan_forward", cell, dtype)
+        launch(
+            scan, B * H * THREADS, int(reverse), x_proj, no_recurrence, h, saved, out, out_offset
+        )
+        return Tape(x, h, c, saved, True)
     h_proj = zeros((B, cell.gates * H), dtype)
     w_diag, b_diag = _diagonal_weights(cell, params, dtype)
     step = kernel("step_forward", cell, dtype)
@@ -168,7 +177,7 @@ def layer_forward(
         launch(
             step, B * H, t, prev, new, x_proj, h_proj, w_diag, b_diag, h, c, saved, out, out_offset
         )
-    return Tape(x, h, c, saved)
+    return Tape(x, h, c, saved, False)
 
 
 def final_state(tape: Tape, reverse: bool):
@@ -198,28 +207,32 @@ def layer_backward(
         dc.copy_to_device(dc_n)
     dxp = cuda.device_array((T, B, rows), dtype)
     dhp = cuda.device_array((T, B, rows), dtype) if cell.recurrence != NONE else dxp
-    w_diag, _ = _diagonal_weights(cell, params, dtype)
-    step = kernel("step_backward", cell, dtype)
-    for t, prev, new in reversed(_steps(T, reverse)):
-        launch(
-            step,
-            B * H,
-            t,
-            prev,
-            new,
-            w_diag,
-            tape.h,
-            tape.c,
-            tape.saved,
-            dy,
-            dy_offset,
-            dh,
-            dc,
-            dxp,
-            dhp,
-        )
-        if cell.recurrence == DENSE:
-            _gemm(dhp[t], params["weight_hh"], dh[prev], accumulate=True)
+    if tape.parallel_scan:
+        scan = kernel("scan_backward", cell, dtype)
+        launch(scan, B * H * THREADS, int(reverse), tape.h, tape.saved, dy, dy_offset, dh, dxp)
+    else:
+        w_diag, _ = _diagonal_weights(cell, params, dtype)
+        step = kernel("step_backward", cell, dtype)
+        for t, prev, new in reversed(_steps(T, reverse)):
+            launch(
+                step,
+                B * H,
+                t,
+                prev,
+                new,
+                w_diag,
+                tape.h,
+                tape.c,
+                tape.saved,
+                dy,
+                dy_offset,
+                dh,
+                dc,
+                dxp,
+                dhp,
+            )
+            if cell.recurrence == DENSE:
+                _gemm(dhp[t], params["weight_hh"], dh[prev], accumulate=True)
     dxp_rows, dhp_rows = _rows(dxp), _rows(dhp)
     x_rows = _rows(tape.x)
     grads = {

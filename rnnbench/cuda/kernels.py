@@ -126,8 +126,31 @@ def column_sums(a, scale, out):
         out[n] = total
 
 
+@cuda.jit(device=True, fastmath=CUDA_FASTMATH)
+def block_scan(decay, last):
+    """Compose the block's steps state -> decay[i] * state + last[i] in thread order.
+
+    decay, last: [THREADS] in shared memory, one step per thread; afterwards
+    thread i's entries are the composite of the steps of threads 0..i
+    (Hillis-Steele: log2(THREADS) rounds, each step after the one before it).
+    """
+    i = cuda.threadIdx.x
+    cuda.syncthreads()
+    offset = 1
+    while offset < THREADS:
+        earlier = i - offset if i >= offset else i
+        earlier_decay, earlier_last = decay[earlier], last[earlier]
+        cuda.syncthreads()
+        if i >= offset:
+            last[i] += decay[i] * earlier_last
+            decay[i] *= earlier_decay
+        cuda.syncthreads()
+        offset *= 2
+
+
 def cell_kernels(cell: Cell) -> dict:
-    """{name: Python function} of the two per-step kernels, specialised for `cell`.
+    """{name: Python function} of the per-step kernels, and the scans of a cell with
+    a `Cell.scan`, specialised for `cell`.
 
     The cell's `@gate` functions are called as device functions; `recurrence`
     and `has_c` are constants, so the branches on them fold away. The index
@@ -191,11 +214,102 @@ def cell_kernels(cell: Cell) -> dict:
             dh[prev, b, j] = dh_direct
             dc[b, j] = dc_prev
 
-    return {"step_forward": step_forward, "step_backward": step_backward}
+    kernels = {"step_forward": step_forward, "step_backward": step_backward}
+    if cell.scan is None:
+        return kernels
+    cell_decay = device_function(cell.scan)
+
+    def scan_forward(reverse, x_proj, no_recurrence, h, saved, out, out_offset):
+        """A layer-direction's forward as a scan over time: a block per (row, unit).
+
+        Each thread scans a chunk of time from a zero state (thread 0 from h0),
+        `block_scan` composes the chunks' (product of a, last state), then each
+        thread adds its incoming state times its a's so far (as rnnbench.cpu.scan).
+        reverse: 0 or 1  no_recurrence: [G*H] zeros, the hp of a cell whose gates
+        see only the input  x_proj, h, saved, out, out_offset: as in step_forward
+        """
+        T, B, H = x_proj.shape[0], h.shape[1], h.shape[2]
+        decay = cuda.shared.array(THREADS, h.dtype)
+        last = cuda.shared.array(THREADS, h.dtype)
+        i = cuda.threadIdx.x
+        chunk = (T + THREADS - 1) // THREADS
+        first, stop = i * chunk, min(i * chunk + chunk, T)
+        for unit in range(cuda.blockIdx.x, B * H, cuda.gridDim.x):
+            b, j = unit // H, unit % H
+            state = h[T * reverse, b, j] if i == 0 else 0.0
+            product = 1.0
+            for s in range(first, stop):
+                t = T - 1 - s if reverse else s
+                state, _ = cell_forward(x_proj[t, b], no_recurrence, j, H, state, 0.0, saved[t, b])
+                h[t + 1 - reverse, b, j] = state
+                product *= cell_decay(saved[t, b], j, H)
+            decay[i], last[i] = product, state
+            block_scan(decay, last)
+            incoming = last[i - 1] if i > 0 else 0.0
+            product = 1.0
+            for s in range(first, stop):
+                t = T - 1 - s if reverse else s
+                new = t + 1 - reverse
+                product *= cell_decay(saved[t, b], j, H)
+                h[new, b, j] += product * incoming
+                out[t, b, out_offset + j] = h[new, b, j]
+            cuda.syncthreads()
+
+    def scan_backward(reverse, h, saved, dy, dy_offset, dh, dxp):
+        """BPTT of `scan_forward` as a scan backwards in time, dL/dh_{t-1} = a_t dL/dh_t + dy.
+
+        Thread i's chunk holds the steps q = T-1-s of the reversed sequence; the
+        cell's backward then writes dxp from the full dL/dh_t. reverse: 0 or 1
+        dh: [T+1,B,H] dL/dh_T at the final index in, dL/dh for every state out
+        h, saved, dy, dy_offset, dxp: as in step_backward
+        """
+        T, B, H = saved.shape[0], h.shape[1], h.shape[2]
+        decay = cuda.shared.array(THREADS, h.dtype)
+        last = cuda.shared.array(THREADS, h.dtype)
+        i = cuda.threadIdx.x
+        chunk = (T + THREADS - 1) // THREADS
+        first, stop = i * chunk, min(i * chunk + chunk, T)
+        for unit in range(cuda.blockIdx.x, B * H, cuda.gridDim.x):
+            b, j = unit // H, unit % H
+            carried = dh[T - T * reverse, b, j] if i == 0 else 0.0
+            product = 1.0
+            for q in range(first, stop):
+                t = q if reverse else T - 1 - q
+                new = t + 1 - reverse
+                dh[new, b, j] = carried + dy[t, b, dy_offset + j]
+                a = cell_decay(saved[t, b], j, H)
+                carried = a * dh[new, b, j]
+                product *= a
+            decay[i], last[i] = product, carried
+            block_scan(decay, last)
+            incoming = last[i - 1] if i > 0 else 0.0
+            product = 1.0
+            for q in range(first, stop):
+                t = q if reverse else T - 1 - q
+                prev, new = t + reverse, t + 1 - reverse
+                dh[new, b, j] += product * incoming
+                product *= cell_decay(saved[t, b], j, H)
+                cell_backward(
+                    saved[t, b],
+                    j,
+                    H,
+                    h[prev, b, j],
+                    0.0,
+                    h[new, b, j],
+                    0.0,
+                    dh[new, b, j],
+                    0.0,
+                    dxp[t, b],
+                    dxp[t, b],
+                )
+            if i == THREADS - 1:
+                dh[T * reverse, b, j] = last[i]
+            cuda.syncthreads()
+
+    return kernels | {"scan_forward": scan_forward, "scan_backward": scan_backward}
 
 
 SHARED_KERNELS = {"fill_zeros": fill_zeros, "gemm": gemm, "column_sums": column_sums}
-CELL_KERNELS = ("step_forward", "step_backward")
 
 
 def signature(name: str, dtype):
@@ -219,6 +333,10 @@ def signature(name: str, dtype):
             *(int64, int64, int64, vector, tensor, tensor, tensor, tensor, int64),
             *(tensor, matrix, tensor, tensor),
         ),
+        # reverse, x_proj, no_recurrence, h, saved, out, out_offset
+        "scan_forward": (int64, tensor, vector, tensor, tensor, tensor, int64),
+        # reverse, h, saved, dy, dy_offset, dh, dxp
+        "scan_backward": (int64, tensor, tensor, tensor, int64, tensor, tensor),
     }[name]
     return void(*args)
 

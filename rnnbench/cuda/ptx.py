@@ -13,7 +13,7 @@ from numba import config, cuda
 
 from ..cells import CELLS
 from ..config import CUDA_FASTMATH
-from .kernels import CELL_KERNELS, SHARED_KERNELS, python_function, signature
+from .kernels import SHARED_KERNELS, cell_kernels, python_function, signature
 
 DTYPES = ("float32", "float64")
 DEFAULT_CC = ((8, 0), (9, 0))
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser):
 def kernels() -> list[tuple[str, object]]:
     """(kernel name, cell or None) for every kernel the cuda backend launches."""
     shared = [(name, None) for name in SHARED_KERNELS]
-    per_cell = [(name, cell) for cell in CELLS.values() for name in CELL_KERNELS]
+    per_cell = [(name, cell) for cell in CELLS.values() for name in cell_kernels(cell)]
     return shared + per_cell
 
 
