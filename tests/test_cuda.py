@@ -70,7 +70,7 @@ cases = st.builds(
 )
 
 
-def models(arch: str, dtype, case: Case) -> dict:
+def models(arch: str, dtype, case: Case, parallel_scan=None) -> dict:
     """The same model (same parameters) on both backends."""
     return {
         backend: rnnbench.RNN(
@@ -82,6 +82,7 @@ def models(arch: str, dtype, case: Case) -> dict:
             dtype=dtype,
             backend=backend,
             seed=case.seed,
+            parallel_scan=parallel_scan,
         )
         for backend in ("cpu", "cuda")
     }
@@ -211,9 +212,11 @@ def test_launches_match_the_signatures_ptx_compiles(arch, monkeypatch):
         launch(compiled, work, *args)
 
     monkeypatch.setattr(rnnbench.cuda, "launch", record)
+    paths = (True, False) if CELLS[arch].scan else (False,)  # parallel_scan
     for dtype in DTYPES:
         case = Case(T=2, B=2, I=2, H=2, layers=2, bidirectional=True, with_state=True, seed=7)
-        run(models(arch, dtype, case)["cuda"], *inputs(arch, dtype, case))
+        for parallel_scan in paths:
+            run(models(arch, dtype, case, parallel_scan)["cuda"], *inputs(arch, dtype, case))
     typing_context = typing.Context()
     names = set()
     for compiled, args in launched:
