@@ -87,9 +87,12 @@ class RNN:
         self.backend = _load_backend(backend)
         if parallel_scan is None:
             parallel_scan = self.cell.scan is not None
+        if not isinstance(parallel_scan, bool | np.bool_):
+            raise TypeError(f"parallel_scan must be a bool or None, got {parallel_scan!r}")
         if parallel_scan and self.cell.scan is None:
             raise ValueError(
-                f"parallel_scan=True needs a cell with a parallel-scan form; {arch!r} has none"
+                f"parallel_scan=True needs a cell with a parallel-scan form; {arch!r} has "
+                f"none (those with one: {[a for a, c in CELLS.items() if c.scan is not None]})"
             )
         self.parallel_scan = bool(parallel_scan)
         self.seed = seed

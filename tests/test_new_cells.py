@@ -194,8 +194,13 @@ def test_minlstm_vanishing_gates_take_their_limit(
 
 @pytest.mark.parametrize("arch", ["rnn_tanh", "rnn_relu", "lstm", "gru", "indrnn"])
 def test_parallel_scan_rejected_without_a_scan_form(arch):
-    with pytest.raises(ValueError, match=f"parallel_scan=True.*{arch}"):
+    with pytest.raises(ValueError, match=f"parallel_scan=True.*'{arch}'.*'mingru', 'minlstm'"):
         rnnbench.RNN(arch, 3, 4, parallel_scan=True)
+
+
+def test_parallel_scan_must_be_a_bool():
+    with pytest.raises(TypeError, match="parallel_scan must be a bool"):
+        rnnbench.RNN("mingru", 3, 4, parallel_scan="yes")
 
 
 @pytest.mark.parametrize("arch", NEW_CELLS)
