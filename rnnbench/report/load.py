@@ -1,6 +1,6 @@
 """Read asv's result files (asv 0.6 format) into one tidy pandas frame.
 
-A row per benchmark, parameter set, commit and machine; a file that cannot be read is named in a warning and skipped.
+A row per benchmark, parameter set, commit and machine; unreadable files are named and skipped.
 """
 
 import ast
@@ -185,14 +185,14 @@ def _benchmark_rows(name: str, record: dict, header: dict, info: dict, warn) -> 
             {
                 **header,
                 "benchmark": name,
-                "params": ", ".join(f"{n}={p!s}" for n, p in zip(names, parsed)),
+                "params": ", ".join(f"{n}={p!s}" for n, p in zip(names, parsed, strict=True)),
                 "status": status,
                 "value": float(value) if status == "ok" else math.nan,
                 "unit": _unit(name, info),
                 **{s: stats[s][k] for s in STATS},
                 "started_at": record.get("started_at"),
                 "duration": record.get("duration"),
-                "param_values": dict(zip(names, parsed)),
+                "param_values": dict(zip(names, parsed, strict=True)),
             }
         )
     return rows
@@ -222,7 +222,9 @@ def read_result_file(path: Path, info: dict, warn) -> list[dict]:
         try:
             if not isinstance(entry, list):
                 raise ValueError("entry is not a list")
-            rows += _benchmark_rows(name, dict(zip(columns, entry)), header, info, warn)
+            rows += _benchmark_rows(
+                name, dict(zip(columns, entry, strict=False)), header, info, warn
+            )
         except ValueError as err:
             warn(f"{path}: benchmark {name} is malformed ({err}); left out")
     return rows

@@ -25,11 +25,14 @@ def si(value: float, unit: str, attach: bool = True) -> str:
     """'1.23 ms' (attach: prefix on the unit) or '932k tokens/s'; '' for a missing value."""
     if pd.isna(value):
         return ""
-    for scale, prefix in (*SI_PREFIXES, *SUBUNIT_PREFIXES):
-        if abs(value) >= scale:
-            break
-    else:
-        scale, prefix = 1, ""
+    scale, prefix = next(
+        (
+            (scale, prefix)
+            for scale, prefix in (*SI_PREFIXES, *SUBUNIT_PREFIXES)
+            if abs(value) >= scale
+        ),
+        (1, ""),
+    )
     if attach:
         return f"{value / scale:.3g} {prefix}{unit}"
     return f"{value / scale:.3g}{prefix} {unit}"
@@ -139,9 +142,9 @@ class Report:
 def _throughput(report: Report, rows: pd.DataFrame, params: list[str]):
     report.add(
         "### Architectures side by side",
-        "Tokens per second (seq_len × batch per call, divided by asv's time per call) and "
+        "Tokens per second (seq_len * batch per call, divided by asv's time per call) and "
         "GFLOP/s (matrix-product FLOPs from `Cell.flops_per_step`, input size = hidden; "
-        "a training step counts 3× the forward). GFLOP/s is empty for an architecture "
+        "a training step counts 3x the forward). GFLOP/s is empty for an architecture "
         "rnnbench does not know; the share is of the best sgemm GFLOP/s measured on this "
         "machine at this commit.",
     )
@@ -241,11 +244,11 @@ def _peers(report: Report, rows: pd.DataFrame, params: list[str]):
     if ratios.empty:
         return
     shape = [c for c in ratios.columns if c in params and c != "backend"]
-    backend = ratios["backend"] if "backend" in ratios else ""
+    backend = ratios.get("backend", "")
     cells = ratios.assign(
         column=ratios["mode"] + ", " + backend,
         text=[
-            f"{r.ratio:.2f}× ({quantity(r.rnnbench, 'seconds')} vs "
+            f"{r.ratio:.2f}x ({quantity(r.rnnbench, 'seconds')} vs "
             f"{quantity(r.pytorch, 'seconds')})"
             if pd.notna(r.ratio)
             else r.note
@@ -363,14 +366,18 @@ def _summary(report: Report, frame: pd.DataFrame, params: list[str], machines: l
         report.add(f"Machine `{machine}`:", text)
 
 
-def _write_data(frame: pd.DataFrame, output_dir: Path) -> list[Path]:
+def _write_data(frame: pd.DataFrame, output_dir: Path) -> tuple[list[Path], str]:
+    """The tidy table as CSV, and as Parquet when pyarrow is installed; (paths, why no Parquet)."""
     csv = output_dir / f"{DATA}.csv"
     frame.to_csv(csv, index=False)
     if importlib.util.find_spec("pyarrow") is None:
-        return [csv]
+        return [csv], "Parquet too when pyarrow is installed"
     parquet = output_dir / f"{DATA}.parquet"
-    frame.to_parquet(parquet, index=False)
-    return [csv, parquet]
+    try:
+        frame.to_parquet(parquet, index=False)
+    except (ValueError, TypeError, NotImplementedError) as err:  # pyarrow's conversion errors
+        return [csv], f"no Parquet: pyarrow could not convert the table ({err})"
+    return [csv, parquet], ""
 
 
 def write_report(results: Results, output_dir, source: str = "results/") -> list[Path]:
@@ -381,7 +388,7 @@ def write_report(results: Results, output_dir, source: str = "results/") -> list
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     frame = views.add_derived(results.frame)
-    data = _write_data(frame, output_dir)
+    data, no_parquet = _write_data(frame, output_dir)
     report = Report(output_dir, plots.available())
     machines = list(pd.unique(frame["machine"]))
     commits = views.commits_by_date(frame)
@@ -392,7 +399,7 @@ def write_report(results: Results, output_dir, source: str = "results/") -> list
         f"{len(commits)} commit(s), {frame['benchmark'].nunique()} benchmark(s). "
         f"The tidy table (a row per benchmark, parameter set, commit and machine) is in "
         + " and ".join(f"[`{p.name}`]({p.name})" for p in data)
-        + ("" if len(data) > 1 else " (Parquet too when pyarrow is installed)")
+        + (f" ({no_parquet})" if no_parquet else "")
         + ".",
     )
     if not report.can_plot:

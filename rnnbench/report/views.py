@@ -1,4 +1,4 @@
-"""Views of the tidy results frame: tokens/s, GFLOP/s, ratios, winners and commit-to-commit changes.
+"""Views of the tidy results frame: tokens/s, GFLOP/s, ratios, winners and changes between commits.
 
 Pure pandas; knows the benchmark names of rnnbench's asv suite and shows anything else as it is.
 """
@@ -210,8 +210,5 @@ def changes(rows: pd.DataFrame, before: str, after: str) -> pd.DataFrame:
                 "flagged": verdict in ("slower", "faster", "higher", "lower"),
             }
         )
-    return pd.DataFrame(
-        records,
-        columns=["benchmark", "params", "unit", "before", "after", "ratio"]
-        + ["noise", "verdict", "flagged"],
-    )
+    columns = ["benchmark", "params", "unit", "before", "after", "ratio", "noise", "verdict"]
+    return pd.DataFrame(records, columns=[*columns, "flagged"])
