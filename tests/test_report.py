@@ -240,7 +240,8 @@ def test_changes_verdicts(old, new, noise, verdict):
 
 
 def test_bad_files_are_named_and_the_rest_reported(tmp_path, capsys):
-    assert main(["report", "--results", str(DATA / "broken"), "--output", str(tmp_path)]) == 0
+    argv = ["report", "--results", str(DATA / "broken"), "--output", str(tmp_path), "--no-plots"]
+    assert main(argv) == 0
     err = capsys.readouterr().err
     assert "00000000-malformed.json: is not valid JSON" in err
     assert "5a78160b-truncated.json: is not valid JSON" in err
@@ -265,7 +266,7 @@ def test_empty_or_missing_results_give_a_clear_message(tmp_path, capsys):
 
 def test_machine_and_commit_options_select_results(tmp_path, capsys):
     out = tmp_path / "one"
-    argv = ["report", "--results", str(DATA / "results"), "--output", str(out)]
+    argv = ["report", "--results", str(DATA / "results"), "--output", str(out), "--no-plots"]
     assert main([*argv, "--machine", "otherbox"]) == 0
     text = (out / "report.md").read_text()
     assert "## Machine `otherbox`" in text and "## Machine `fixbox`" not in text
@@ -302,5 +303,23 @@ def test_progress_bar_and_help(tmp_path, capsys):
         main(["report", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--results", "--output", "--machine", "--commit", "--progress"):
+    for option in ("--results", "--output", "--machine", "--commit", "--no-plots", "--progress"):
         assert option in out
+
+
+def test_unknown_parameter_names_are_shown_not_dropped(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(DATA / "results", results)
+    info = json.loads((results / "benchmarks.json").read_text())
+    info[views.BPTT_MEMORY]["param_names"] = ["arch", "backend", "T", "batch", "value"]
+    (results / "benchmarks.json").write_text(json.dumps(info))
+    assert main(["report", "--results", str(results), "--machine", "fixbox", "--no-plots"]) == 0
+    assert not list(results.glob("*.png"))
+    table = pd.read_csv(results / "report-data.csv")
+    bptt = table[table["benchmark"] == views.BPTT_MEMORY]
+    assert set(bptt["T"]) == {16, 64} and set(bptt["param_value"]) == {8}
+    text = (results / "report.md").read_text()
+    memory = text.split("### Memory against sequence length")[1].split("###")[0]
+    entries = raw_results(results / "fixbox" / "52911615-existing-py.json")[views.BPTT_MEMORY]
+    for params, value, _ in entries:
+        assert f"T={params['T']}, batch=2, value=8 | {value / 1024:.3g} KiB |" in memory

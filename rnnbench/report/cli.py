@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser):
         "selected is shown and compared with the one before it (default: all)",
     )
     parser.add_argument(
+        "--plots",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw the PNG plots (needs matplotlib; default: %(default)s)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -78,6 +84,6 @@ def run(args) -> int:
             + (f" for {', '.join(chosen)}" if chosen else "")
         )
     output = Path(args.output) if args.output else results_dir
-    written = write_report(results, output, source=f"{results_dir}/")
+    written = write_report(results, output, source=f"{results_dir}/", draw_plots=args.plots)
     print(f"wrote {output / REPORT} and {len(written) - 1} more file(s)", file=sys.stderr)
     return 0

@@ -47,6 +47,8 @@ CORE_COLUMNS = (
     "duration",
     "file",
 )
+# Columns the report's views add (views.add_derived); a parameter never takes these names.
+DERIVED_COLUMNS = ("mode", "tokens", "tokens_per_s", "gflop_per_s", "sgemm_share")
 # asv's unit for each benchmark type, for benchmarks missing from benchmarks.json.
 UNIT_BY_PREFIX = {"time": "seconds", "peakmem": "bytes", "mem": "bytes"}
 SKIPPED_FILES = {"machine.json", "benchmarks.json"}
@@ -258,8 +260,9 @@ def _column_values(values: list):
 
 def _frame(rows: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     param_names = list(dict.fromkeys(n for row in rows for n in row["param_values"]))
-    # A parameter named like a core column (say "value") keeps a prefix.
-    column_of = {n: f"param_{n}" if n in CORE_COLUMNS else n for n in param_names}
+    # A parameter named like a column of the frame (say "value") gets a prefix.
+    reserved = {*CORE_COLUMNS, *DERIVED_COLUMNS}
+    column_of = {n: f"param_{n}" if n in reserved else n for n in param_names}
     frame = pd.DataFrame([{c: row[c] for c in CORE_COLUMNS} for row in rows], columns=CORE_COLUMNS)
     for name in param_names:
         frame[column_of[name]] = _column_values([row["param_values"].get(name) for row in rows])

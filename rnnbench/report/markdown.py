@@ -121,8 +121,12 @@ class Report:
         for paragraph in paragraphs:
             self.lines += [paragraph, ""]
 
-    def tables(self, heading: str, tables: list[tuple[str, pd.DataFrame]]):
-        """Each table under its heading; one line for a table whose every cell is one status."""
+    def side_by_side(self, heading: str, rows, params, index: str, columns: str, cell):
+        """views.side_by_side's tables under heading; a plain listing when the rows lack
+        index or columns; one line for a table whose every cell is one status."""
+        tables = views.side_by_side(rows, params, index, columns, cell)
+        if not tables:
+            self.add(f"{heading}:", markdown_table(listing(rows), index=False))
         for title, table in tables:
             heading_line = f"{heading}{f' ({title})' if title else ''}"
             cells = set(table.to_numpy().ravel())
@@ -152,13 +156,9 @@ def _throughput(report: Report, rows: pd.DataFrame, params: list[str]):
         mine = rows[rows["benchmark"] == benchmark]
         if mine.empty:
             continue
-        tokens = views.side_by_side(mine, params, "seq_len", "arch", tokens_text)
-        if not tokens:
-            report.add(f"`{benchmark}`:", markdown_table(listing(mine), index=False))
-            continue
-        report.tables(f"{mode.capitalize()}, tokens/s", tokens)
-        gflops = views.side_by_side(mine, params, "seq_len", "arch", gflops_text)
-        report.tables(f"{mode.capitalize()}, GFLOP/s", gflops)
+        heading = mode.capitalize()
+        report.side_by_side(f"{heading}, tokens/s", mine, params, "seq_len", "arch", tokens_text)
+        report.side_by_side(f"{heading}, GFLOP/s", mine, params, "seq_len", "arch", gflops_text)
 
 
 def _scaling(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
@@ -169,10 +169,8 @@ def _scaling(report: Report, rows: pd.DataFrame, params: list[str], machine: str
         mine = rows[rows["benchmark"] == benchmark]
         if mine.empty:
             continue
-        report.tables(
-            f"{mode.capitalize()}, time per call",
-            views.side_by_side(mine, params, "seq_len", "arch", value_text),
-        )
+        heading = f"{mode.capitalize()}, time per call"
+        report.side_by_side(heading, mine, params, "seq_len", "arch", value_text)
         keys = [p for p in views.present_params(mine, params) if p != "seq_len"]
         if "seq_len" in views.present_params(mine, params):
             report.plot(
@@ -196,10 +194,8 @@ def _memory(report: Report, rows: pd.DataFrame, params: list[str], machine: str)
         mine = rows[rows["benchmark"] == benchmark]
         if mine.empty:
             continue
-        report.tables(
-            f"{what[0].upper()}{what[1:]} bytes of a training step",
-            views.side_by_side(mine, params, "seq_len", "arch", value_text),
-        )
+        heading = f"{what[0].upper()}{what[1:]} bytes of a training step"
+        report.side_by_side(heading, mine, params, "seq_len", "arch", value_text)
         keys = [p for p in views.present_params(mine, params) if p != "seq_len"]
         if "seq_len" in views.present_params(mine, params):
             report.plot(
@@ -223,8 +219,8 @@ def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
         "log10 of the mean norm of dL/dh at distance d before the last step "
         "(`rnnbench.gradient_decay`).",
     )
-    tables = views.side_by_side(mine, params, "distance", "arch", number_text)
-    report.tables(f"Gradient decay ({mine['unit'].iloc[0]})", tables)
+    heading = f"Gradient decay ({mine['unit'].iloc[0]})"
+    report.side_by_side(heading, mine, params, "distance", "arch", number_text)
     if "distance" in views.present_params(mine, params):
         curves = mine.assign(norm=10.0 ** mine["value"])
         keys = [p for p in views.present_params(mine, params) if p != "distance"]
@@ -271,8 +267,8 @@ def _first_call_and_sgemm(report: Report, rows: pd.DataFrame, params: list[str])
     first = rows[rows["benchmark"] == views.FIRST_CALL]
     if not first.empty:
         report.add("### First call (compile and run)")
-        tables = views.side_by_side(first, params, "arch", "backend", value_text)
-        report.tables("Time to the first result", tables)
+        heading = "Time to the first result"
+        report.side_by_side(heading, first, params, "arch", "backend", value_text)
     sgemm = rows[rows["benchmark"] == views.SGEMM]
     if not sgemm.empty:
         report.add("### sgemm", markdown_table(listing(sgemm), index=False))
@@ -380,16 +376,17 @@ def _write_data(frame: pd.DataFrame, output_dir: Path) -> tuple[list[Path], str]
     return [csv, parquet], ""
 
 
-def write_report(results: Results, output_dir, source: str = "results/") -> list[Path]:
-    """Write report.md, its plots and the tidy table under output_dir; returns their paths.
-
-    results must hold at least one row.
+def write_report(
+    results: Results, output_dir, source: str = "results/", draw_plots: bool = True
+) -> list[Path]:
+    """Write report.md, its plots (unless draw_plots is False) and the tidy table under
+    output_dir; returns their paths. results must hold at least one row.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     frame = views.add_derived(results.frame)
     data, no_parquet = _write_data(frame, output_dir)
-    report = Report(output_dir, plots.available())
+    report = Report(output_dir, draw_plots and plots.available())
     machines = list(pd.unique(frame["machine"]))
     commits = views.commits_by_date(frame)
     report.add(
@@ -402,7 +399,9 @@ def write_report(results: Results, output_dir, source: str = "results/") -> list
         + (f" ({no_parquet})" if no_parquet else "")
         + ".",
     )
-    if not report.can_plot:
+    if not draw_plots:
+        report.add("No plots (left out with --no-plots); the tables hold the numbers.")
+    elif not report.can_plot:
         report.add(
             "**No plots:** matplotlib is not installed (`pip install 'rnnbench[plots]'`); "
             "the tables below hold the same numbers."
