@@ -161,53 +161,46 @@ def _throughput(report: Report, rows: pd.DataFrame, params: list[str]):
         report.side_by_side(f"{heading}, GFLOP/s", mine, params, "seq_len", "arch", gflops_text)
 
 
-def _scaling(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
-    if not rows["benchmark"].isin(views.THROUGHPUT).any():
+def _against_length(report: Report, rows, params, machine: str, intro, benchmarks: dict):
+    """A table and a log-log plot against seq_len per benchmark: {name: (file, what, ylabel)}."""
+    if not rows["benchmark"].isin(benchmarks).any():
         return
-    report.add("### Scaling with sequence length", "Time per call (log-log).")
-    for benchmark, mode in views.THROUGHPUT.items():
+    report.add(*intro)
+    for benchmark, (name, what, ylabel) in benchmarks.items():
         mine = rows[rows["benchmark"] == benchmark]
         if mine.empty:
             continue
-        heading = f"{mode.capitalize()}, time per call"
-        report.side_by_side(heading, mine, params, "seq_len", "arch", value_text)
-        keys = [p for p in views.present_params(mine, params) if p != "seq_len"]
-        if "seq_len" in views.present_params(mine, params):
+        report.side_by_side(what, mine, params, "seq_len", "arch", value_text)
+        present = views.present_params(mine, params)
+        if "seq_len" in present:
             report.plot(
-                f"report-{slug(machine)}-scaling-{mode}",
-                plots.lines(mine, "seq_len", "value", keys),
-                f"{mode} time per call against sequence length",
-                title=f"{mode.capitalize()} time per call ({machine})",
+                f"report-{slug(machine)}-{name}",
+                plots.lines(mine, "seq_len", "value", [p for p in present if p != "seq_len"]),
+                f"{what} against sequence length",
+                title=f"{what} ({machine})",
                 xlabel="sequence length T (steps)",
-                ylabel="time per call (s)",
+                ylabel=ylabel,
                 logx=True,
                 logy=True,
             )
+
+
+def _scaling(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
+    intro = ("### Scaling with sequence length", "Time per call (log-log).")
+    benchmarks = {
+        benchmark: (f"scaling-{mode}", f"{mode.capitalize()} time per call", "time per call (s)")
+        for benchmark, mode in views.THROUGHPUT.items()
+    }
+    _against_length(report, rows, params, machine, intro, benchmarks)
 
 
 def _memory(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
-    memory = {views.PEAK_MEMORY: "peak", views.BPTT_MEMORY: "BPTT"}
-    if not rows["benchmark"].isin(memory).any():
-        return
-    report.add("### Memory against sequence length")
-    for benchmark, what in memory.items():
-        mine = rows[rows["benchmark"] == benchmark]
-        if mine.empty:
-            continue
-        heading = f"{what[0].upper()}{what[1:]} bytes of a training step"
-        report.side_by_side(heading, mine, params, "seq_len", "arch", value_text)
-        keys = [p for p in views.present_params(mine, params) if p != "seq_len"]
-        if "seq_len" in views.present_params(mine, params):
-            report.plot(
-                f"report-{slug(machine)}-memory-{slug(what.lower())}",
-                plots.lines(mine, "seq_len", "value", keys),
-                f"{what} memory against sequence length",
-                title=f"{what[0].upper()}{what[1:]} memory of a training step ({machine})",
-                xlabel="sequence length T (steps)",
-                ylabel=f"{what} memory (bytes)",
-                logx=True,
-                logy=True,
-            )
+    intro = ("### Memory against sequence length",)
+    benchmarks = {
+        views.PEAK_MEMORY: ("memory-peak", "Peak memory of a training step", "peak (bytes)"),
+        views.BPTT_MEMORY: ("memory-bptt", "BPTT memory of a training step", "BPTT (bytes)"),
+    }
+    _against_length(report, rows, params, machine, intro, benchmarks)
 
 
 def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
