@@ -46,7 +46,7 @@ def line_plot(
 ) -> Path:
     """Draw each named line (first column x, second y) to a PNG at path; returns path."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
 
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axes = figure.subplots()
@@ -58,9 +58,9 @@ def line_plot(
         axes.set_xticks(ticks, [f"{t:g}" for t in ticks])
         axes.xaxis.set_minor_formatter(NullFormatter())
     axes.set_yscale("log" if logy else "linear")
-    if logy:  # plain labels, no minor ones: mathtext labels make a plot several times slower
+    if logy:  # plain-text labels: the default mathtext ones make a plot several times slower
         axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        axes.yaxis.set_minor_formatter(NullFormatter())
+        axes.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
