@@ -24,17 +24,20 @@ DECAY = "bench_decay.GradientDecay.track_decay"
 FIRST_CALL = "bench_compile.FirstCall.time_first_result"
 SGEMM = "bench_gemm.Gemm.track_sgemm_gflops"
 KNOWN = {*THROUGHPUT, *PEERS, PEAK_MEMORY, BPTT_MEMORY, DECAY, FIRST_CALL, SGEMM}
-# A training step is forward + BPTT: three times the forward's matrix-product FLOPs
-# (Cell.flops_per_step).
-TRAINING_FLOP_FACTOR = {"inference": 1, "training": 3}
+# Forward passes' worth of FLOPs per call: a training step is forward + BPTT, three
+# times the forward's matrix-product FLOPs (Cell.flops_per_step).
+FLOP_FACTOR = {"inference": 1, "training": 3}
 # Noise measures asv records, in the order the comparison tries them.
 NOISE = (("ci_99_a", "ci_99_b", "99% CI"), ("q_25", "q_75", "IQR"))
 
 
-def flops_per_token(arch, hidden) -> float:
-    """Forward FLOPs of one token (one step of one batch row) with input size = hidden."""
+def flops_per_token(arch, hidden: float) -> float:
+    """Forward FLOPs of one token (one step of one batch row) with input size = hidden.
+
+    NaN for an architecture rnnbench does not know or a hidden size that is not a count.
+    """
     cell = CELLS.get(arch)
-    if cell is None or pd.isna(hidden):
+    if cell is None or not (hidden >= 1 and float(hidden).is_integer()):
         return math.nan
     return float(cell.flops_per_step(int(hidden), int(hidden)))
 
@@ -56,15 +59,15 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["mode"] = frame["benchmark"].map({**THROUGHPUT, **PEERS})
     timed = frame["mode"].notna()
-    seq_len = pd.to_numeric(_column(frame, "seq_len"), errors="coerce").astype("float64")
-    batch = pd.to_numeric(_column(frame, "batch"), errors="coerce").astype("float64")
+    seq_len, batch, hidden = (
+        pd.to_numeric(_column(frame, name), errors="coerce").astype("float64")
+        for name in ("seq_len", "batch", "hidden")
+    )
     frame["tokens"] = (seq_len * batch).where(timed)
     frame["tokens_per_s"] = frame["tokens"] / frame["value"]
     flops = [
-        flops_per_token(arch, hidden) * TRAINING_FLOP_FACTOR.get(mode, math.nan)
-        for arch, hidden, mode in zip(
-            _column(frame, "arch"), _column(frame, "hidden"), frame["mode"], strict=True
-        )
+        flops_per_token(arch, size) * FLOP_FACTOR.get(mode, math.nan)
+        for arch, size, mode in zip(_column(frame, "arch"), hidden, frame["mode"], strict=True)
     ]
     frame["gflop_per_s"] = frame["tokens_per_s"] * pd.Series(flops, index=frame.index) / 1e9
     sgemm = frame[(frame["benchmark"] == SGEMM) & (frame["status"] == "ok")]
