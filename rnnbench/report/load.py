@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+# The result file format this module reads (asv.results.Results.api_version).
+ASV_API_VERSION = 2
 # What asv 0.6 writes in "result_columns"; used when a file leaves it out.
 ASV_RESULT_COLUMNS = (
     "result",
@@ -210,6 +212,11 @@ def read_result_file(path: Path, info: dict, warn) -> list[dict]:
         raise ResultFileError("has no 'results' object")
     if not isinstance(data.get("commit_hash"), str):
         raise ResultFileError("has no 'commit_hash'")
+    if data.get("version") != ASV_API_VERSION:
+        raise ResultFileError(
+            f"is in asv's result format {data.get('version')!r}, not {ASV_API_VERSION} "
+            "(`asv update` converts old files)"
+        )
     columns = data.get("result_columns", ASV_RESULT_COLUMNS)
     machine_params = data.get("params") if isinstance(data.get("params"), dict) else {}
     header = {
