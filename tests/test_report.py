@@ -259,6 +259,7 @@ def test_empty_or_missing_results_give_a_clear_message(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "no asv result files under" in err and "Traceback" not in err
+    assert "warning" not in err
     assert main(["report", "--results", str(tmp_path / "missing")]) == 1
     assert "no results folder" in capsys.readouterr().err
     assert not (tmp_path / "report.md").exists()

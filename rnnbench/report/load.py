@@ -309,8 +309,8 @@ def load_results(
             warn(message)
 
     results_dir = Path(results_dir)
-    info = _benchmark_info(results_dir, note)
     paths = result_files(results_dir)
+    info = _benchmark_info(results_dir, note) if paths else {}
     if show_progress is None:
         show_progress = sys.stderr.isatty() and len(paths) >= PROGRESS_MIN_FILES
     rows = []
