@@ -4,7 +4,6 @@ Every table and plot is a view of the frame that `load.load_results` reads.
 """
 
 import importlib.util
-import math
 import re
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from .load import Results
 
 REPORT = "report.md"
 DATA = "report-data"  # .csv, and .parquet when pyarrow is installed
-MODES = ("inference", "training")
 SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""))
 SUBUNIT_PREFIXES = ((1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
 BINARY_PREFIXES = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
@@ -78,6 +76,7 @@ def fastest_text(row) -> str:
 
 
 def slug(text: str) -> str:
+    """A file-name-safe form of a machine name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-") or "x"
 
 
@@ -85,12 +84,12 @@ def markdown_table(table: pd.DataFrame, index: bool = True) -> str:
     """A GitHub Markdown table; the index becomes the first columns when index is True."""
     if index:
         table = table.reset_index()
-    header = [str(c) for c in table.columns]
 
     def cell(value) -> str:
-        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        text = "" if pd.api.types.is_scalar(value) and pd.isna(value) else value
         return str(text).replace("|", "\\|").replace("\n", " ")
 
+    header = [cell(c) for c in table.columns]
     rows = [[cell(v) for v in row] for row in table.itertuples(index=False)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
