@@ -216,6 +216,8 @@ def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
     if "distance" in views.present_params(mine, params):
         curves = mine.assign(norm=10.0 ** mine["value"])
         keys = [p for p in views.present_params(mine, params) if p != "distance"]
+        distance = pd.to_numeric(mine["distance"], errors="coerce")
+        spread = distance.min() > 0 and distance.max() >= 100 * distance.min()
         report.plot(
             f"report-{slug(machine)}-decay",
             plots.lines(curves, "distance", "norm", keys),
@@ -223,6 +225,7 @@ def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
             title=f"Gradient decay ({machine})",
             xlabel="distance d from the last step (steps)",
             ylabel=r"$|\partial L / \partial h_{T-d}|$ (log scale)",
+            logx=bool(spread),  # geometric distances (1, 4, ..., 1024) read better on log x
             logy=True,
         )
 
