@@ -27,3 +27,8 @@ gate = numba.njit(cache=CACHE, fastmath=FASTMATH)
 # CPU drivers that walk time, batch and hidden units.
 cpu_kernel = numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
 cpu_parallel_kernel = numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True, parallel=True)
+
+# A time step is shared among threads only when it has at least this many
+# floating-point operations: below it, waking the threads costs more than the
+# work (T=1000, B=1, H=32 LSTM steps are ~8 kFLOP).
+PARALLEL_MIN_STEP_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_MIN_STEP_FLOPS", "100000"))
