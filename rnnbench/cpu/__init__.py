@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..cells import DENSE, DIAGONAL, NONE, Cell
-from ..config import PARALLEL_MIN_STEP_FLOPS
+from ..config import LARGE_STEP_FLOPS
 from .kernels import time_loops
 
 name = "cpu"
@@ -50,12 +50,12 @@ def _rows(a: np.ndarray) -> np.ndarray:
 _GATE_FLOPS = 32
 
 
-def _time_loops(cell: Cell, batch: int, hidden_size: int):
-    """The cell's compiled (forward, backward), threaded when a step has work enough."""
+def _large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
+    """Whether a time step has work enough for BLAS and threads."""
     step_flops = batch * (
         cell.flops_per_step(0, hidden_size) + _GATE_FLOPS * cell.gates * hidden_size
     )
-    return time_loops(cell, step_flops >= PARALLEL_MIN_STEP_FLOPS)
+    return step_flops >= LARGE_STEP_FLOPS
 
 
 def _empty(dtype) -> np.ndarray:
@@ -89,11 +89,13 @@ def layer_forward(
     if cell.has_cell_state:
         c[T if reverse else 0] = c0
     saved = np.empty((T, B, cell.saved * H), dtype)
-    forward, _ = _time_loops(cell, B, H)
+    large = _large_step(cell, B, H)
+    forward, _ = time_loops(cell, large)
     forward(
         reverse,
+        large,
         x_proj,
-        np.ascontiguousarray(params.get("weight_hh", _empty(dtype))),
+        np.ascontiguousarray(params.get("weight_hh", _empty(dtype)).T),
         params.get("bias_hh", _empty(dtype)),
         h,
         c,
@@ -130,10 +132,12 @@ def layer_backward(
     dxp = np.empty((T, B, rows), dtype)
     dhp = np.empty((T, B, rows), dtype) if cell.recurrence != NONE else dxp
     w_hh = params.get("weight_hh", _empty(dtype))
-    _, backward = _time_loops(cell, B, H)
+    large = _large_step(cell, B, H)
+    _, backward = time_loops(cell, large)
     backward(
         reverse,
-        np.ascontiguousarray(w_hh.T),
+        large,
+        np.ascontiguousarray(w_hh),
         tape.h,
         tape.c,
         tape.saved,

@@ -7,9 +7,9 @@ writes h[t + 1 - reverse].
 `forward` and `backward` below are templates: `time_loops(cell, parallel)`
 compiles a copy of each whose globals `cell_forward`, `cell_backward`,
 `recurrence` and `has_c` are the cell's, so Numba inlines the gate math and
-folds the flags. The recurrent matrix product is fused with the gate math:
-each hidden unit j computes its G rows of W_hh h_prev and applies its gates
-in one pass, parallel over units when a step has enough work to share.
+folds the flags. Each step is one matrix product (BLAS when it is large,
+else a vectorised loop) and one pass of gate math over batch rows and hidden
+units, threaded over rows when the step is large.
 """
 
 import functools
@@ -17,6 +17,7 @@ import hashlib
 import pathlib
 import types
 
+import numpy as np
 from numba import prange
 
 from ..cells import DENSE, DIAGONAL, Cell
@@ -38,7 +39,10 @@ has_c = False
 
 @functools.cache
 def time_loops(cell: Cell, parallel: bool):
-    """(forward, backward): the time loops compiled for one cell, threaded or not."""
+    """(forward, backward): the time loops compiled for one cell, threaded or not.
+
+    Both take a first argument `large` too; pass it equal to `parallel`.
+    """
     bindings = {
         "cell_forward": cell.forward,
         "cell_backward": cell.backward,
@@ -64,59 +68,72 @@ def _bind(template, variant: str, bindings: dict):
     return function
 
 
-def forward(reverse, x_proj, w_hh, b_hh, h, c, saved, h_proj, out, out_offset):
+@cpu_kernel
+def matmul_accumulate(blas, a, b, out):
+    """out += a @ b, a: [M,K], b: [K,N], out: [M,N].
+
+    BLAS for large products; for small ones an axpy loop over rows of b,
+    contiguous and vectorised, that saves BLAS's per-call cost.
+    """
+    if blas:
+        out += np.dot(a, b)
+    else:
+        for m in range(a.shape[0]):
+            for k in range(a.shape[1]):
+                a_mk = a[m, k]
+                for n in range(b.shape[1]):
+                    out[m, n] += a_mk * b[k, n]
+
+
+def forward(reverse, large, x_proj, w_hh_t, b_hh, h, c, saved, h_proj, out, out_offset):
     """Walk a layer-direction through time, writing h, c, saved and its output columns.
 
-    x_proj: [T,B,G*H] W_ih x + b_ih   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
-    b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or unused
-    saved: [T,B,S*H]   h_proj: [B,G*H] scratch for the recurrent pre-activations
+    x_proj: [T,B,G*H] W_ih x + b_ih   w_hh_t: [H,G*H] W_hh transposed (DENSE) or [H]
+    (DIAGONAL)   b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or
+    unused   saved: [T,B,S*H]   h_proj: [B,G*H] scratch for the recurrent pre-activations
     out: [T,B,D*H], columns out_offset:out_offset+H written
+    large: the step is large enough for BLAS and threads
     """
-    T, B, GH = x_proj.shape
+    T, B, _ = x_proj.shape
     H = h.shape[2]
-    G = GH // H
     for s in range(T):
         t = T - 1 - s if reverse else s
         prev = t + reverse
         new = t + 1 - reverse
-        for j in prange(H):
-            for b in range(B):
-                if recurrence == DENSE:
-                    for g in range(G):
-                        r = g * H + j
-                        acc = b_hh[r]
-                        for k in range(H):
-                            acc += w_hh[r, k] * h[prev, b, k]
-                        h_proj[b, r] = acc
-                elif recurrence == DIAGONAL:
-                    h_proj[b, j] = w_hh[j] * h[prev, b, j] + b_hh[j]
+        if recurrence == DENSE:
+            h_proj[:] = b_hh
+            matmul_accumulate(large, h[prev], w_hh_t, h_proj)
+        for b in prange(B):
+            if recurrence == DIAGONAL:
+                for j in range(H):
+                    h_proj[b, j] = w_hh_t[j] * h[prev, b, j] + b_hh[j]
+            xp, hp, saved_row = x_proj[t, b], h_proj[b], saved[t, b]
+            for j in range(H):
                 c_prev = c[prev, b, j] if has_c else 0.0
-                h_new, c_new = cell_forward(
-                    x_proj[t, b], h_proj[b], j, H, h[prev, b, j], c_prev, saved[t, b]
-                )
+                h_new, c_new = cell_forward(xp, hp, j, H, h[prev, b, j], c_prev, saved_row)
                 h[new, b, j] = h_new
                 if has_c:
                     c[new, b, j] = c_new
                 out[t, b, out_offset + j] = h_new
 
 
-def backward(reverse, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp):
+def backward(reverse, large, w_hh, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp):
     """BPTT through a layer-direction; the mirror of `forward`.
 
-    w_hh_t: [H,G*H] W_hh transposed (DENSE) or [H] (DIAGONAL)
-    dy: [T,B,D*H], columns dy_offset:dy_offset+H read
-    dh: [T+1,B,H] holds dL/dh_T (at the final index) on entry and dL/dh_t
-    for every state on exit, dy included   dc: [B,H] dL/dc_T in, dL/dc_0 out
-    dxp, dhp: [T,B,G*H] written, gradients of the input and recurrent pre-activations
+    w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)   dy: [T,B,D*H], columns
+    dy_offset:dy_offset+H read   dh: [T+1,B,H] holds dL/dh_T (at the final index)
+    on entry and dL/dh_t for every state on exit, dy included   dc: [B,H] dL/dc_T
+    in, dL/dc_0 out   dxp, dhp: [T,B,G*H] written, gradients of the input and
+    recurrent pre-activations
     """
-    T, B, GH = dxp.shape
+    T, B, _ = dxp.shape
     H = h.shape[2]
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if reverse else s
         prev = t + reverse
         new = t + 1 - reverse
-        for j in prange(H):
-            for b in range(B):
+        for b in prange(B):
+            for j in range(H):
                 dh_new = dh[new, b, j] + dy[t, b, dy_offset + j]
                 dh[new, b, j] = dh_new
                 c_prev = c[prev, b, j] if has_c else 0.0
@@ -135,13 +152,8 @@ def backward(reverse, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp):
                     dhp[t, b],
                 )
                 if recurrence == DIAGONAL:
-                    dh_direct += dhp[t, b, j] * w_hh_t[j]
+                    dh_direct += dhp[t, b, j] * w_hh[j]
                 dh[prev, b, j] = dh_direct
                 dc[b, j] = dc_prev
         if recurrence == DENSE:
-            for k in prange(H):
-                for b in range(B):
-                    acc = dh[prev, b, k]
-                    for r in range(GH):
-                        acc += w_hh_t[k, r] * dhp[t, b, r]
-                    dh[prev, b, k] = acc
+            matmul_accumulate(large, dhp[t], w_hh, dh[prev])
