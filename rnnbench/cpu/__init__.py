@@ -95,12 +95,13 @@ def layer_forward(
         reverse,
         large,
         x_proj,
-        np.ascontiguousarray(params.get("weight_hh", _empty(dtype)).T),
+        np.ascontiguousarray(params.get("weight_hh", _empty(dtype))),
         params.get("bias_hh", _empty(dtype)),
         h,
         c,
         saved,
         np.zeros((B, cell.gates * H), dtype),
+        np.empty((cell.gates * H, B), dtype),
         out,
         out_offset,
     )
@@ -137,7 +138,7 @@ def layer_backward(
     backward(
         reverse,
         large,
-        np.ascontiguousarray(w_hh),
+        np.ascontiguousarray(w_hh.T),
         tape.h,
         tape.c,
         tape.saved,
@@ -147,6 +148,7 @@ def layer_backward(
         dc,
         dxp,
         dhp,
+        np.empty((H, B), dtype),
     )
     grads = {
         "weight_ih": _rows(dxp).T @ _rows(tape.x),

@@ -69,29 +69,35 @@ def _bind(template, variant: str, bindings: dict):
 
 
 @cpu_kernel
-def matmul_accumulate(blas, a, b, out):
-    """out += a @ b, a: [M,K], b: [K,N], out: [M,N].
+def matmul_transposed_accumulate(blas, a, b, out, scratch):
+    """out += a @ b.T, a: [M,K], b: [N,K], out: [M,N], scratch: [N,M].
 
-    BLAS for large products; for small ones an axpy loop over rows of b,
-    contiguous and vectorised, that saves BLAS's per-call cost.
+    With BLAS, as scratch = b @ a.T: OpenBLAS is several times faster with the
+    wide weight matrix on the left when M (the batch) is small. Without it, a
+    dot product per entry, vectorised over K, for products too small for BLAS.
     """
+    M, N = out.shape
     if blas:
-        out += np.dot(a, b)
+        np.dot(b, a.T, scratch)
+        for m in range(M):
+            for n in range(N):
+                out[m, n] += scratch[n, m]
     else:
-        for m in range(a.shape[0]):
-            for k in range(a.shape[1]):
-                a_mk = a[m, k]
-                for n in range(b.shape[1]):
-                    out[m, n] += a_mk * b[k, n]
+        for m in range(M):
+            for n in range(N):
+                acc = out[m, n]
+                for k in range(a.shape[1]):
+                    acc += a[m, k] * b[n, k]
+                out[m, n] = acc
 
 
-def forward(reverse, large, x_proj, w_hh_t, b_hh, h, c, saved, h_proj, out, out_offset):
+def forward(reverse, large, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, out, out_offset):
     """Walk a layer-direction through time, writing h, c, saved and its output columns.
 
-    x_proj: [T,B,G*H] W_ih x + b_ih   w_hh_t: [H,G*H] W_hh transposed (DENSE) or [H]
-    (DIAGONAL)   b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or
-    unused   saved: [T,B,S*H]   h_proj: [B,G*H] scratch for the recurrent pre-activations
-    out: [T,B,D*H], columns out_offset:out_offset+H written
+    x_proj: [T,B,G*H] W_ih x + b_ih   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
+    b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or unused
+    saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H,B], for the recurrent
+    pre-activations   out: [T,B,D*H], columns out_offset:out_offset+H written
     large: the step is large enough for BLAS and threads
     """
     T, B, _ = x_proj.shape
@@ -102,11 +108,11 @@ def forward(reverse, large, x_proj, w_hh_t, b_hh, h, c, saved, h_proj, out, out_
         new = t + 1 - reverse
         if recurrence == DENSE:
             h_proj[:] = b_hh
-            matmul_accumulate(large, h[prev], w_hh_t, h_proj)
+            matmul_transposed_accumulate(large, h[prev], w_hh, h_proj, scratch)
         for b in prange(B):
             if recurrence == DIAGONAL:
                 for j in range(H):
-                    h_proj[b, j] = w_hh_t[j] * h[prev, b, j] + b_hh[j]
+                    h_proj[b, j] = w_hh[j] * h[prev, b, j] + b_hh[j]
             xp, hp, saved_row = x_proj[t, b], h_proj[b], saved[t, b]
             for j in range(H):
                 c_prev = c[prev, b, j] if has_c else 0.0
@@ -117,14 +123,14 @@ def forward(reverse, large, x_proj, w_hh_t, b_hh, h, c, saved, h_proj, out, out_
                 out[t, b, out_offset + j] = h_new
 
 
-def backward(reverse, large, w_hh, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp):
+def backward(reverse, large, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp, scratch):
     """BPTT through a layer-direction; the mirror of `forward`.
 
-    w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)   dy: [T,B,D*H], columns
+    w_hh_t: [H,G*H] W_hh transposed (DENSE) or [H] (DIAGONAL)   dy: [T,B,D*H], columns
     dy_offset:dy_offset+H read   dh: [T+1,B,H] holds dL/dh_T (at the final index)
     on entry and dL/dh_t for every state on exit, dy included   dc: [B,H] dL/dc_T
     in, dL/dc_0 out   dxp, dhp: [T,B,G*H] written, gradients of the input and
-    recurrent pre-activations
+    recurrent pre-activations   scratch: [H,B]
     """
     T, B, _ = dxp.shape
     H = h.shape[2]
@@ -152,8 +158,8 @@ def backward(reverse, large, w_hh, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp)
                     dhp[t, b],
                 )
                 if recurrence == DIAGONAL:
-                    dh_direct += dhp[t, b, j] * w_hh[j]
+                    dh_direct += dhp[t, b, j] * w_hh_t[j]
                 dh[prev, b, j] = dh_direct
                 dc[b, j] = dc_prev
         if recurrence == DENSE:
-            matmul_accumulate(large, dhp[t], w_hh, dh[prev])
+            matmul_transposed_accumulate(large, dhp[t], w_hh_t, dh[prev], scratch)
