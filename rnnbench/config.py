@@ -19,6 +19,14 @@ CACHE = os.environ.get("RNNBENCH_NO_CACHE", "") in ("", "0")
 # CUDA threads per block. The simulator tests set it small so that tiny
 # inputs still span several blocks.
 CUDA_THREADS_PER_BLOCK = int(os.environ.get("RNNBENCH_CUDA_THREADS_PER_BLOCK", "128"))
+# Fastmath for CUDA kernels and the cells' gate math compiled for them. Off:
+# numba.cuda turns any fastmath into approximate float32 tanh, exp and
+# division (tanh.approx.f32 is off by up to 2^-11 relative), and results
+# must match the CPU backend's to float32 rounding.
+CUDA_FASTMATH = False
+# Most blocks per CUDA launch; kernels loop with a grid stride over the rest.
+# The simulator tests set it small so that the stride loops wrap around.
+CUDA_MAX_BLOCKS = int(os.environ.get("RNNBENCH_CUDA_MAX_BLOCKS", "1024"))
 
 # IEEE division (x/0 gives inf or nan) instead of Python's ZeroDivisionError
 # check, whose branch stops LLVM from vectorising loops that divide.

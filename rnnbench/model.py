@@ -33,7 +33,9 @@ def _positive_int(name: str, value) -> int:
 def _load_backend(backend):
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return importlib.import_module(f"rnnbench.{backend}")
+    module = importlib.import_module(f"rnnbench.{backend}")
+    module.check_available()
+    return module
 
 
 def _check_array(name: str, a, shape: tuple, dtype):
@@ -171,6 +173,10 @@ class RNN:
     def _to_backend(self, a):
         return self.backend.asarray(a)
 
+    def _output(self, a):
+        """`a` as the caller's kind of array: NumPy when forward's x was NumPy."""
+        return self.backend.to_host(a) if self._host_io else a
+
     def _check_input(self, x):
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
             raise TypeError(
@@ -190,9 +196,11 @@ class RNN:
     def forward(self, x, state=None):
         """Run the stack over x: [T,B,I]; returns (y: [T,B,D*H], h_n or (h_n, c_n)).
 
-        Keeps what BPTT needs for the next `backward`.
+        Keeps what BPTT needs for the next `backward`. NumPy x gives NumPy
+        results; device arrays give device arrays.
         """
         T, B = self._check_input(x)
+        self._host_io = isinstance(x, np.ndarray)
         h0, c0 = self._check_state("state", state, B)
         self._check_params(self._params)
         self._device_params = {k: self._to_backend(v) for k, v in self._params.items()}
@@ -221,9 +229,9 @@ class RNN:
             layer_input = y
         self._tapes = tapes
         self._batch = B
-        h_n = backend.stack(h_n)
-        state = (h_n, backend.stack(c_n)) if self.cell.has_cell_state else h_n
-        return layer_input, state
+        h_n = self._output(backend.stack(h_n))
+        state = (h_n, self._output(backend.stack(c_n))) if self.cell.has_cell_state else h_n
+        return self._output(layer_input), state
 
     def backward(self, dy, dstate=None) -> dict:
         """BPTT through the most recent forward.
@@ -273,7 +281,7 @@ class RNN:
         grads["h0"] = backend.stack(dh0)
         if self.cell.has_cell_state:
             grads["c0"] = backend.stack(dc0)
-        return grads, last_dh
+        return {key: self._output(g) for key, g in grads.items()}, last_dh
 
     def gradient_norms(self, x, state=None, u=None) -> np.ndarray:
         """Mean over batch rows of |dL/dh_k|, k = 0..T, for L = sum(u * h_T) of the last layer.
