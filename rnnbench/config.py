@@ -39,10 +39,8 @@ gate = numba.njit(cache=CACHE, inline="always", **JIT_OPTIONS)
 
 # CPU drivers that walk time, batch and hidden units.
 cpu_kernel = numba.njit(cache=CACHE, nogil=True, **JIT_OPTIONS)
-cpu_parallel_kernel = numba.njit(cache=CACHE, nogil=True, parallel=True, **JIT_OPTIONS)
 
 # A CPU time step with at least this many floating-point operations is large:
-# its matrix product goes to BLAS and its gate math to threads. Below it,
-# BLAS's call and waking threads cost more than the work (a T=1000, B=1, H=32
-# LSTM step is ~12 kFLOP).
+# its matrix product goes to BLAS (and BLAS's threads). Below it, BLAS's call
+# costs more than the work (a T=1000, B=1, H=32 LSTM step is ~12 kFLOP).
 LARGE_STEP_FLOPS = int(os.environ.get("RNNBENCH_LARGE_STEP_FLOPS", "1000000"))

@@ -55,7 +55,7 @@ _GATE_FLOPS = 32
 
 
 def _large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
-    """Whether a time step has work enough for BLAS and threads."""
+    """Whether a time step has work enough for BLAS."""
     step_flops = batch * (
         cell.flops_per_step(0, hidden_size) + _GATE_FLOPS * cell.gates * hidden_size
     )
@@ -94,7 +94,7 @@ def layer_forward(
         c[T if reverse else 0] = c0
     saved = np.empty((T, B, cell.saved * H), dtype)
     large = _large_step(cell, B, H)
-    forward, _ = time_loops(cell, large)
+    forward, _ = time_loops(cell)
     forward(
         reverse,
         large,
@@ -138,7 +138,7 @@ def layer_backward(
     dhp = np.empty((T, B, rows), dtype) if cell.recurrence != NONE else dxp
     w_hh = params.get("weight_hh", _empty(dtype))
     large = _large_step(cell, B, H)
-    _, backward = time_loops(cell, large)
+    _, backward = time_loops(cell)
     backward(
         reverse,
         large,

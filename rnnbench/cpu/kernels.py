@@ -4,12 +4,13 @@ Index convention, shared with the backward: h[0] is h0 for the forward
 direction and h[T] for the reverse one, so time t reads h[t + reverse] and
 writes h[t + 1 - reverse].
 
-`forward` and `backward` below are templates: `time_loops(cell, parallel)`
-compiles a copy of each whose globals `cell_forward`, `cell_backward`,
+`forward` and `backward` below are templates: `time_loops(cell)` compiles a
+copy of each whose globals `cell_forward`, `cell_backward`,
 `recurrence` and `has_c` are the cell's, so Numba inlines the gate math and
 folds the flags. Each step is one matrix product (BLAS when it is large,
-else a vectorised loop) and one pass of gate math over batch rows and hidden
-units, threaded over rows when the step is large.
+else a loop) and one pass of gate math over batch rows and hidden units.
+Threads come from BLAS alone: a second pool of Numba threads beside
+OpenBLAS's spinning ones made large steps 1.7-3x slower on 2 cores.
 """
 
 import functools
@@ -18,10 +19,9 @@ import pathlib
 import types
 
 import numpy as np
-from numba import prange
 
 from ..cells import DENSE, DIAGONAL, Cell
-from ..config import cpu_kernel, cpu_parallel_kernel
+from ..config import cpu_kernel
 
 # Numba's disk cache checks only the stamp of the file that defines a kernel.
 # The cells' source goes into each compiled copy's name, so that editing a
@@ -38,22 +38,16 @@ has_c = False
 
 
 @functools.cache
-def time_loops(cell: Cell, parallel: bool):
-    """(forward, backward): the time loops compiled for one cell, threaded or not.
-
-    Both take a first argument `large` too; pass it equal to `parallel`.
-    """
+def time_loops(cell: Cell):
+    """(forward, backward): the time loops compiled for one cell."""
     bindings = {
         "cell_forward": cell.forward,
         "cell_backward": cell.backward,
         "recurrence": cell.recurrence,
         "has_c": cell.has_cell_state,
     }
-    kind = "parallel" if parallel else "serial"
-    decorator = cpu_parallel_kernel if parallel else cpu_kernel
     return tuple(
-        decorator(_bind(template, f"{cell.name}_{kind}", bindings))
-        for template in (forward, backward)
+        cpu_kernel(_bind(template, cell.name, bindings)) for template in (forward, backward)
     )
 
 
@@ -98,7 +92,7 @@ def forward(reverse, large, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, ou
     b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or unused
     saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H,B], for the recurrent
     pre-activations   out: [T,B,D*H], columns out_offset:out_offset+H written
-    large: the step is large enough for BLAS and threads
+    large: the step is large enough for BLAS
     """
     T, B, _ = x_proj.shape
     H = h.shape[2]
@@ -109,7 +103,7 @@ def forward(reverse, large, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, ou
         if recurrence == DENSE:
             h_proj[:] = b_hh
             matmul_transposed_accumulate(large, h[prev], w_hh, h_proj, scratch)
-        for b in prange(B):
+        for b in range(B):
             if recurrence == DIAGONAL:
                 for j in range(H):
                     h_proj[b, j] = w_hh[j] * h[prev, b, j] + b_hh[j]
@@ -138,7 +132,7 @@ def backward(reverse, large, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dh
         t = T - 1 - s if reverse else s
         prev = t + reverse
         new = t + 1 - reverse
-        for b in prange(B):
+        for b in range(B):
             for j in range(H):
                 dh_new = dh[new, b, j] + dy[t, b, dy_offset + j]
                 dh[new, b, j] = dh_new
