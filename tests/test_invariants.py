@@ -242,3 +242,33 @@ def test_gradient_decay_is_gradient_norms_of_the_model_it_describes(arch):
     np.testing.assert_array_equal(curve, model.gradient_norms(x))
     other_seed = rnnbench.gradient_decay(arch, **sizes, seed=seed + 1, dtype=np.float64)
     assert not np.array_equal(curve, other_seed)
+
+
+def awkward(a):
+    """`a` as a read-only view with gaps between its elements and reversed axes."""
+    spread = np.zeros((*a.shape, 2), a.dtype)
+    spread[..., 0] = a
+    view = np.asfortranarray(spread[..., 0]) if a.ndim == 2 else spread[..., 0]
+    view.flags.writeable = False
+    return view
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_strided_read_only_arrays_give_the_results_of_contiguous_ones(arch):
+    case = Case(4, 3, 2, 3, num_layers=2, bidirectional=True, seed=4)
+    model = case.model(arch)
+    arrays = case.arrays(model)
+    y, final = model.forward(arrays.x, arrays.state)
+    grads = model.backward(arrays.dy, arrays.dstate)
+
+    other = twin(model)
+    other.params = {key: awkward(value) for key, value in model.params.items()}
+    strided = [like(a, [awkward(p) for p in parts(a)]) for a in arrays]
+    assert not any(p.flags.c_contiguous for a in strided for p in parts(a) if p.size > 1)
+    y_strided, final_strided = other.forward(strided[0], strided[1])
+    grads_strided = other.backward(strided[2], strided[3])
+    assert_close(y_strided, y, SAME_MATH, "y")
+    for key, got, want in zip(state_keys(final), parts(final_strided), parts(final), strict=True):
+        assert_close(got, want, SAME_MATH, key)
+    for key, value in grads.items():
+        assert_close(grads_strided[key], value, SAME_MATH, key)
