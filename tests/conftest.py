@@ -8,7 +8,7 @@ import pytest
 from hypothesis import settings
 
 # deadline=None: the first call of a cell and dtype compiles (or loads) its kernels.
-settings.register_profile("ci", max_examples=12, derandomize=True, deadline=None)
+settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None)
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
