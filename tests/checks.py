@@ -36,6 +36,20 @@ def variables(model, x, state) -> dict:
     return named
 
 
+def bptt(arch: str, case):
+    """(model, arrays, grads, variables) of one float64 forward and backward of `case`.
+
+    grads come from the package's BPTT of L; checks they have every variable's key.
+    """
+    model = case.model(arch)
+    arrays = case.arrays(model)
+    model.forward(arrays.x, arrays.state)
+    grads = model.backward(arrays.dy, arrays.dstate)
+    named = variables(model, arrays.x, arrays.state)
+    assert set(grads) == set(named)
+    return model, arrays, grads, named
+
+
 def loss(model, named: dict, dy, dstate) -> tuple[float, float]:
     """(L, scale) at the point `named` (as `variables` returns); sets model.params."""
     model.params = {key: named[key] for key in model.params}

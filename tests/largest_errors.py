@@ -8,7 +8,7 @@ import importlib.util
 
 import numba
 import numpy as np
-from checks import elementwise_differences, variables
+from checks import bptt, elementwise_differences
 from strategies import ARCHS, EDGE_CASES, Case, parts, state_keys
 
 CASES = (*EDGE_CASES, Case(3, 2, 2, 2, num_layers=2, bidirectional=True, seed=5))
@@ -19,11 +19,7 @@ def finite_difference_errors(arch):
     """Largest |BPTT - central difference| over every element of every gradient."""
     worst = 0.0
     for case in CASES:
-        model = case.model(arch)
-        arrays = case.arrays(model)
-        model.forward(arrays.x, arrays.state)
-        grads = model.backward(arrays.dy, arrays.dstate)
-        named = variables(model, arrays.x, arrays.state)
+        model, arrays, grads, named = bptt(arch, case)
         numeric, _ = elementwise_differences(model, named, arrays.dy, arrays.dstate)
         worst = max(worst, *(np.max(np.abs(grads[key] - numeric[key])) for key in named))
     return worst
