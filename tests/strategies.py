@@ -15,11 +15,14 @@ ARCHS = rnnbench.architectures()
 STATE_KEYS = ("h0", "c0")  # gradient keys of the state's parts, in the state's order
 
 # Bounds of the drawn values: inputs of this size keep the pre-activations of
-# default-initialised layers within a few units, where no gate saturates and
+# default-initialised layers within a few units, where gates do not saturate and
 # finite differences keep their meaning.
 X_BOUND = 2.0
 STATE_BOUND = 1.0
 COTANGENT_BOUND = 1.0
+# Multiples of the default weights: 3 drives recurrences to grow and some gates
+# towards saturation, still well within float32 range for the drawn lengths.
+WEIGHT_SCALES = (1.0, 0.25, 3.0)
 
 
 def scaled(fraction: float) -> settings:
@@ -62,9 +65,10 @@ class Case(NamedTuple):
     bidirectional: bool = False
     seed: int = 0
     zero_state: bool = False
+    weight_scale: float = 1.0  # times the default initialisation
 
     def model(self, arch: str, dtype=np.float64) -> rnnbench.RNN:
-        return rnnbench.RNN(
+        model = rnnbench.RNN(
             arch,
             self.input_size,
             self.hidden_size,
@@ -73,6 +77,8 @@ class Case(NamedTuple):
             dtype=dtype,
             seed=self.seed,
         )
+        model.params = {key: self.weight_scale * p for key, p in model.params.items()}
+        return model
 
     def arrays(self, model: rnnbench.RNN) -> Arrays:
         """Seeded arrays for `model`; the state takes the structure forward returns."""
@@ -114,6 +120,7 @@ def cases(
         bidirectional=draw(st.sampled_from(bidirectional)),
         seed=draw(st.integers(0, 2**32 - 1)),
         zero_state=draw(st.booleans()),
+        weight_scale=draw(st.sampled_from(WEIGHT_SCALES)),
     )
 
 

@@ -163,23 +163,36 @@ def test_float32_agrees_with_float64(arch, case):
         assert_close(grads32[key], value, FLOAT32, key)
 
 
+def copied(arrays):
+    """A deep copy of a list of arrays and (h, c) tuples."""
+    return [like(a, [p.copy() for p in parts(a)]) for a in arrays]
+
+
+def assert_equal_arrays(got, want):
+    for got_part, want_part in zip(got, want, strict=True):
+        for g, w in zip(parts(got_part), parts(want_part), strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
-def test_backward_twice_gives_the_same_and_leaves_the_inputs_alone(arch):
+def test_calls_leave_inputs_and_earlier_results_alone(arch):
+    """Backward twice gives the same; no call writes into its inputs or earlier results."""
     case = Case(4, 3, 2, 3, num_layers=2, bidirectional=True, seed=7)
     model = case.model(arch)
     arrays = case.arrays(model)
-    copies = [like(a, [p.copy() for p in parts(a)]) for a in arrays]
+    inputs = copied(arrays)
     params = {key: value.copy() for key, value in model.params.items()}
-    y, _ = model.forward(arrays.x, arrays.state)
-    first = model.backward(arrays.dy, arrays.dstate)
-    second = model.backward(arrays.dy, arrays.dstate)
-    for key, value in first.items():
-        np.testing.assert_array_equal(second[key], value, err_msg=key)
-    for given_array, copy in zip(arrays, copies, strict=True):
-        for got, want in zip(parts(given_array), parts(copy), strict=True):
-            np.testing.assert_array_equal(got, want)
-    for key, value in params.items():
-        np.testing.assert_array_equal(model.params[key], value, err_msg=key)
+    y, final = model.forward(arrays.x, arrays.state)
+    grads = model.backward(arrays.dy, arrays.dstate)
+    results = copied([y, final, *grads.values()])
+    assert_equal_arrays(list(model.backward(arrays.dy, arrays.dstate).values()), results[2:])
+
+    other = case._replace(seed=8).arrays(model)  # runs a forward of its own
+    model.forward(other.x, other.state)
+    model.backward(other.dy, other.dstate)
+    assert_equal_arrays([y, final, *grads.values()], results)
+    assert_equal_arrays(arrays, inputs)
+    assert_equal_arrays(list(model.params.values()), list(params.values()))
     y_again, _ = model.forward(arrays.x, arrays.state)
     np.testing.assert_array_equal(y_again, y)
 
