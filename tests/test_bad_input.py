@@ -50,6 +50,10 @@ def test_sizes_must_be_positive_integers(arch, name, value, error):
         (dict(dtype=np.float16), TypeError, "dtype"),
         (dict(dtype="no_such_dtype"), TypeError, "dtype"),
         (dict(bidirectional="yes"), TypeError, "bidirectional"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(seed=1.5), TypeError, "seed"),
+        (dict(seed="0"), TypeError, "seed"),
+        (dict(seed=None), TypeError, "seed"),
     ],
     ids=str,
 )
@@ -198,6 +202,7 @@ def test_bad_gradient_norm_arguments_are_rejected(arch):
         (dict(input_size=0), ValueError, "input_size"),
         (dict(backend="tpu"), ValueError, "backend"),
         (dict(dtype=np.int32), TypeError, "dtype"),
+        (dict(seed=-5), ValueError, "seed"),
     ],
     ids=str,
 )
