@@ -22,11 +22,12 @@ def architectures() -> list[str]:
     return list(CELLS)
 
 
-def _positive_int(name: str, value) -> int:
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value}")
     return int(value)
 
 
@@ -90,7 +91,7 @@ class RNN:
                 f"parallel_scan=True needs a cell with a parallel-scan form; {arch!r} has none"
             )
         self.parallel_scan = bool(parallel_scan)
-        self.seed = seed
+        self.seed = _positive_int("seed", seed, minimum=0)
         self._shapes = self._param_shapes()
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.hidden_size)
