@@ -89,3 +89,14 @@ def test_outputs_states_and_gradients_match_torch(arch, dtype, case):
     for key, want in torch_grads.items():
         assert grads[key].dtype == dtype, key
         assert_close(grads[key], want, tolerance, key)
+
+
+@pytest.mark.parametrize("arch", sorted(TORCH_MODULES))
+def test_torch_tensors_are_rejected_naming_the_argument(arch):
+    model = rnnbench.RNN(arch, 2, 3, dtype=np.float64)
+    x = np.zeros((4, 2, 2))
+    with pytest.raises(TypeError, match=r"^x .*float64"):
+        model.forward(torch.from_numpy(x))
+    y, _ = model.forward(x)
+    with pytest.raises(TypeError, match=r"^dy .*float64"):
+        model.backward(torch.from_numpy(y))
