@@ -41,7 +41,11 @@ def _check_array(name: str, a, shape: tuple, dtype):
     """Raise unless `a` is an array of exactly this shape and dtype."""
     if not (hasattr(a, "shape") and hasattr(a, "dtype")):
         raise TypeError(f"{name} must be an array of shape {shape}, got {type(a).__name__}")
-    if np.dtype(a.dtype) != dtype:
+    try:
+        same_dtype = np.dtype(a.dtype) == dtype
+    except TypeError:  # not a NumPy dtype, say a torch tensor's
+        same_dtype = False
+    if not same_dtype:
         raise TypeError(f"{name} must have dtype {dtype.name} (the model's), got {a.dtype}")
     if tuple(a.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
