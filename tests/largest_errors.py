@@ -11,7 +11,11 @@ import numpy as np
 from checks import bptt, elementwise_differences
 from strategies import ARCHS, EDGE_CASES, Case, parts, state_keys
 
-CASES = (*EDGE_CASES, Case(3, 2, 2, 2, num_layers=2, bidirectional=True, seed=5))
+CASES = (
+    *EDGE_CASES,
+    Case(3, 2, 2, 2, num_layers=2, bidirectional=True, seed=5),
+    Case(3, 2, 2, 2, num_layers=2, bidirectional=True, seed=5, weight_scale=3.0),
+)
 TORCH_CASE = Case(6, 3, 4, 5, num_layers=2, bidirectional=True, seed=6)
 
 
