@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..cells import DENSE, DIAGONAL, NONE, Cell
+from ..config import LARGE_STEP_FLOPS
 from .kernels import time_loops
 
 name = "cpu"
@@ -45,11 +46,20 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, a.shape[-1])
 
 
-def _recurrent_weight(cell: Cell, params: dict, dtype) -> np.ndarray:
-    if cell.recurrence == DENSE:
-        return np.ascontiguousarray(params["weight_hh"].T)
-    if cell.recurrence == DIAGONAL:
-        return params["weight_hh"]
+# FLOPs of a cell's pointwise gate math per gate and unit, a transcendental counted as ~20.
+_GATE_FLOPS = 32
+
+
+def _large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
+    """Whether a time step has work enough for BLAS and threads."""
+    step_flops = batch * (
+        cell.flops_per_step(0, hidden_size) + _GATE_FLOPS * cell.gates * hidden_size
+    )
+    return step_flops >= LARGE_STEP_FLOPS
+
+
+def _empty(dtype) -> np.ndarray:
+    """Stand-in for a parameter the cell does not have; the kernels never read it."""
     return np.zeros(0, dtype)
 
 
@@ -79,16 +89,18 @@ def layer_forward(
     if cell.has_cell_state:
         c[T if reverse else 0] = c0
     saved = np.empty((T, B, cell.saved * H), dtype)
-    b_hh = params.get("bias_hh", np.zeros(0, dtype))
-    forward, _ = time_loops(cell)
+    large = _large_step(cell, B, H)
+    forward, _ = time_loops(cell, large)
     forward(
         reverse,
+        large,
         x_proj,
-        _recurrent_weight(cell, params, dtype),
-        b_hh,
+        np.ascontiguousarray(params.get("weight_hh", _empty(dtype)).T),
+        params.get("bias_hh", _empty(dtype)),
         h,
         c,
         saved,
+        np.zeros((B, cell.gates * H), dtype),
         out,
         out_offset,
     )
@@ -119,11 +131,13 @@ def layer_backward(
     dc = np.array(dc_n if cell.has_cell_state else np.zeros((B, H)), dtype)
     dxp = np.empty((T, B, rows), dtype)
     dhp = np.empty((T, B, rows), dtype) if cell.recurrence != NONE else dxp
-    w_hh = params.get("weight_hh", np.zeros(0, dtype))
-    _, backward = time_loops(cell)
+    w_hh = params.get("weight_hh", _empty(dtype))
+    large = _large_step(cell, B, H)
+    _, backward = time_loops(cell, large)
     backward(
         reverse,
-        w_hh,
+        large,
+        np.ascontiguousarray(w_hh),
         tape.h,
         tape.c,
         tape.saved,
