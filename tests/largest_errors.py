@@ -6,7 +6,6 @@ Run: PYTHONPATH=. python tests/largest_errors.py (the numbers the closing notes 
 import importlib
 import importlib.util
 
-import numba
 import numpy as np
 from checks import bptt, elementwise_differences
 from strategies import ARCHS, EDGE_CASES, Case, parts, state_keys
@@ -45,7 +44,6 @@ def torch_errors(arch, dtype):
 
 
 def main():
-    numba.set_num_threads(1)
     test_torch = (
         importlib.import_module("test_torch") if importlib.util.find_spec("torch") else None
     )
