@@ -11,7 +11,7 @@ against the directional derivative along a unit vector v:
     machine epsilons of `scale`, the sum of |terms| of L, divided by 2 eps:
     about macheps / eps * scale = 2.2e-10 * scale.
 `tolerance(scale)` allows 100 times the sum of both, 2.2e-8 * (1 + scale): far above
-the error of correct BPTT (at most 7e-9 seen, tests/largest_errors.py), far below any
+the error of correct BPTT (below 1e-8 seen, tests/largest_errors.py), far below any
 wrong term (a wrong gate derivative, index or sign errs by the size of the gradient
 itself, O(1e-2) or more). ReLU's kink: a pre-activation within eps of 0 would make a
 difference straddle it; the drawn values are continuous, so that has probability
