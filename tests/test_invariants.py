@@ -1,7 +1,7 @@
 """Invariants of the forward and the BPTT that hold for every architecture.
 
 Chunks carrying the state, independent batch rows, the reverse direction, float32
-against float64, repeated calls, and the gradient-decay curves.
+against float64, later calls, strided arrays, and the gradient-decay curves.
 """
 
 import numpy as np
