@@ -33,8 +33,11 @@ def check_available():
 
 
 def asarray(a):
-    """The backend's array for `a`: NumPy arrays pass through."""
-    return np.asarray(a)
+    """The backend's array for `a`: C-contiguous NumPy, copied only if it is not already.
+
+    One memory layout means one compiled version of each kernel.
+    """
+    return np.ascontiguousarray(a)
 
 
 def to_host(a) -> np.ndarray:
