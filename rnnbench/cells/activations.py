@@ -40,13 +40,19 @@ _HALF = np.float32(0.5)
 
 
 def tanh(x):
-    """tanh(x); see the module docstring for the float32 form."""
+    """tanh(x); see the module docstring for the float32 form.
+
+    Called from Python (as the CUDA simulator runs the cells), it is libm's.
+    """
     return math.tanh(x)
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), finite for every finite x of either sign."""
-    return _sigmoid_float64(x)
+    """1 / (1 + exp(-x)), finite for every finite x of either sign.
+
+    Called from Python, it runs the float64 form's source as plain Python.
+    """
+    return _sigmoid_float64.py_func(x)
 
 
 @gate
