@@ -28,10 +28,22 @@ CUDA_FASTMATH = False
 # The simulator tests set it small so that the stride loops wrap around.
 CUDA_MAX_BLOCKS = int(os.environ.get("RNNBENCH_CUDA_MAX_BLOCKS", "1024"))
 
+# IEEE division (x/0 gives inf or nan) instead of Python's ZeroDivisionError
+# check, whose branch stops LLVM from vectorising loops that divide.
+ERROR_MODEL = "numpy"
+
 # Scalar gate math shared by both backends: the CPU drivers call it, and
 # numba.cuda compiles the same functions as device functions.
-gate = numba.njit(cache=CACHE, fastmath=FASTMATH)
+JIT_OPTIONS = {"fastmath": FASTMATH, "error_model": ERROR_MODEL}
+gate = numba.njit(cache=CACHE, inline="always", **JIT_OPTIONS)
 
 # CPU drivers that walk time, batch and hidden units.
-cpu_kernel = numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True)
-cpu_parallel_kernel = numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True, parallel=True)
+cpu_kernel = numba.njit(cache=CACHE, nogil=True, **JIT_OPTIONS)
+# The parallel scans over time, whose chunks run on Numba's threads (no BLAS
+# call runs inside them).
+cpu_parallel_kernel = numba.njit(cache=CACHE, nogil=True, parallel=True, **JIT_OPTIONS)
+
+# A CPU time step with at least this many floating-point operations is large:
+# its matrix product goes to BLAS (and BLAS's threads). Below it, BLAS's call
+# costs more than the work (a T=1000, B=1, H=32 LSTM step is ~12 kFLOP).
+LARGE_STEP_FLOPS = int(os.environ.get("RNNBENCH_LARGE_STEP_FLOPS", "1000000"))

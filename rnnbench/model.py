@@ -22,11 +22,12 @@ def architectures() -> list[str]:
     return list(CELLS)
 
 
-def _positive_int(name: str, value) -> int:
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value}")
     return int(value)
 
 
@@ -42,7 +43,11 @@ def _check_array(name: str, a, shape: tuple, dtype):
     """Raise unless `a` is an array of exactly this shape and dtype."""
     if not (hasattr(a, "shape") and hasattr(a, "dtype")):
         raise TypeError(f"{name} must be an array of shape {shape}, got {type(a).__name__}")
-    if np.dtype(a.dtype) != dtype:
+    try:
+        same_dtype = np.dtype(a.dtype) == dtype
+    except TypeError:  # not a NumPy dtype, say a torch tensor's
+        same_dtype = False
+    if not same_dtype:
         raise TypeError(f"{name} must have dtype {dtype.name} (the model's), got {a.dtype}")
     if tuple(a.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
@@ -95,7 +100,7 @@ class RNN:
                 f"none (those with one: {[a for a, c in CELLS.items() if c.scan is not None]})"
             )
         self.parallel_scan = bool(parallel_scan)
-        self.seed = seed
+        self.seed = _positive_int("seed", seed, minimum=0)
         self._shapes = self._param_shapes()
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.hidden_size)

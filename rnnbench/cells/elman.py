@@ -4,15 +4,14 @@ x: [T,B,I]  weight_ih: [H,I]  weight_hh: [H,H]  bias_ih, bias_hh: [H]
 Nothing is saved beyond h itself: both derivatives are functions of h.
 """
 
-import math
-
 from ..config import gate
 from . import DENSE, Cell
+from .activations import tanh
 
 
 @gate
 def tanh_forward(xp, hp, j, H, h_prev, c_prev, saved):
-    return math.tanh(xp[j] + hp[j]), 0.0
+    return tanh(xp[j] + hp[j]), 0.0
 
 
 @gate

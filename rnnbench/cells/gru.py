@@ -9,11 +9,9 @@ x: [T,B,I]  weight_ih: [3H,I]  weight_hh: [3H,H]  bias_ih, bias_hh: [3H]
 saved: [T,B,4H] r, z, n and W_hn h + b_hn.
 """
 
-import math
-
 from ..config import gate
 from . import DENSE, Cell
-from .activations import sigmoid
+from .activations import sigmoid, tanh
 
 
 @gate
@@ -21,7 +19,7 @@ def forward(xp, hp, j, H, h_prev, c_prev, saved):
     r = sigmoid(xp[j] + hp[j])
     z = sigmoid(xp[H + j] + hp[H + j])
     hn = hp[2 * H + j]
-    n = math.tanh(xp[2 * H + j] + r * hn)
+    n = tanh(xp[2 * H + j] + r * hn)
     saved[j] = r
     saved[H + j] = z
     saved[2 * H + j] = n

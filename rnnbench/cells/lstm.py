@@ -4,25 +4,23 @@ x: [T,B,I]  weight_ih: [4H,I]  weight_hh: [4H,H]  bias_ih, bias_hh: [4H]
 saved: [T,B,4H] the activated gates i, f, g, o; tanh(c) is recomputed.
 """
 
-import math
-
 from ..config import gate
 from . import DENSE, Cell
-from .activations import sigmoid
+from .activations import sigmoid, tanh
 
 
 @gate
 def forward(xp, hp, j, H, h_prev, c_prev, saved):
     i = sigmoid(xp[j] + hp[j])
     f = sigmoid(xp[H + j] + hp[H + j])
-    g = math.tanh(xp[2 * H + j] + hp[2 * H + j])
+    g = tanh(xp[2 * H + j] + hp[2 * H + j])
     o = sigmoid(xp[3 * H + j] + hp[3 * H + j])
     saved[j] = i
     saved[H + j] = f
     saved[2 * H + j] = g
     saved[3 * H + j] = o
     c = f * c_prev + i * g
-    return o * math.tanh(c), c
+    return o * tanh(c), c
 
 
 @gate
@@ -31,7 +29,7 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     f = saved[H + j]
     g = saved[2 * H + j]
     o = saved[3 * H + j]
-    tanh_c = math.tanh(c)
+    tanh_c = tanh(c)
     dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
     di = dc * g * i * (1.0 - i)
     df = dc * c_prev * f * (1.0 - f)

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..cells import DENSE, DIAGONAL, NONE, Cell
+from ..config import LARGE_STEP_FLOPS
 from .kernels import time_loops
 from .scan import chunk_length, scan_loops
 
@@ -34,8 +35,11 @@ def check_available():
 
 
 def asarray(a):
-    """The backend's array for `a`: NumPy arrays pass through."""
-    return np.asarray(a)
+    """The backend's array for `a`: C-contiguous NumPy, copied only if it is not already.
+
+    One memory layout means one compiled version of each kernel.
+    """
+    return np.ascontiguousarray(a)
 
 
 def to_host(a) -> np.ndarray:
@@ -51,11 +55,20 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, a.shape[-1])
 
 
-def _recurrent_weight(cell: Cell, params: dict, dtype) -> np.ndarray:
-    if cell.recurrence == DENSE:
-        return np.ascontiguousarray(params["weight_hh"].T)
-    if cell.recurrence == DIAGONAL:
-        return params["weight_hh"]
+# FLOPs of a cell's pointwise gate math per gate and unit, a transcendental counted as ~20.
+_GATE_FLOPS = 32
+
+
+def _large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
+    """Whether a time step has work enough for BLAS."""
+    step_flops = batch * (
+        cell.flops_per_step(0, hidden_size) + _GATE_FLOPS * cell.gates * hidden_size
+    )
+    return step_flops >= LARGE_STEP_FLOPS
+
+
+def _empty(dtype) -> np.ndarray:
+    """Stand-in for a parameter the cell does not have; the kernels never read it."""
     return np.zeros(0, dtype)
 
 
@@ -90,16 +103,19 @@ def layer_forward(
         forward, _ = scan_loops(cell)
         forward(reverse, x_proj, h, saved, out, out_offset, chunk_length(T, B))
         return Tape(x, h, c, saved, True)
-    b_hh = params.get("bias_hh", np.zeros(0, dtype))
+    large = _large_step(cell, B, H)
     forward, _ = time_loops(cell)
     forward(
         reverse,
+        large,
         x_proj,
-        _recurrent_weight(cell, params, dtype),
-        b_hh,
+        np.ascontiguousarray(params.get("weight_hh", _empty(dtype))),
+        params.get("bias_hh", _empty(dtype)),
         h,
         c,
         saved,
+        np.zeros((B, cell.gates * H), dtype),
+        np.empty((cell.gates * H, B), dtype),
         out,
         out_offset,
     )
@@ -134,11 +150,13 @@ def layer_backward(
         _, backward = scan_loops(cell)
         backward(reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp, chunk_length(T, B))
     else:
-        w_hh = params.get("weight_hh", np.zeros(0, dtype))
+        w_hh = params.get("weight_hh", _empty(dtype))
+        large = _large_step(cell, B, H)
         _, backward = time_loops(cell)
         backward(
             reverse,
-            w_hh,
+            large,
+            np.ascontiguousarray(w_hh.T),
             tape.h,
             tape.c,
             tape.saved,
@@ -148,6 +166,7 @@ def layer_backward(
             dc,
             dxp,
             dhp,
+            np.empty((H, B), dtype),
         )
     grads = {
         "weight_ih": _rows(dxp).T @ _rows(tape.x),

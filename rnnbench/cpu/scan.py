@@ -46,7 +46,10 @@ def scan_loops(cell: Cell):
         "cell_backward": cell.backward,
         "cell_decay": cell.scan,
     }
-    return tuple(_bind(template, cell.name, bindings) for template in (forward, backward))
+    return tuple(
+        cpu_parallel_kernel(_bind(template, cell.name, bindings))
+        for template in (forward, backward)
+    )
 
 
 @cpu_parallel_kernel

@@ -1,0 +1,136 @@
+"""`rnnbench compare`: rnnbench's CPU kernels against PyTorch's CPU RNNs, side by side.
+
+Times both on the same shapes in one run, alternating, after checking that they
+agree; prints each ratio and the share of the machine's sgemm throughput.
+"""
+
+import time
+
+import numpy as np
+
+from .cells import CELLS
+from .model import RNN
+
+# (T, B, H) with input size H: issue 6's shapes, batch-1 ones first.
+SHAPES = ((1000, 1, 32), (200, 1, 128), (100, 32, 128), (50, 64, 256), (50, 16, 512))
+TORCH_MODULES = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
+# float32 agreement needed before anything is timed: rounding over T <= 1000 steps.
+TOLERANCE = 1e-3
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "--arch",
+        action="append",
+        choices=sorted(TORCH_MODULES),
+        help="architecture to compare (repeatable; default: lstm, gru, rnn_tanh)",
+    )
+    parser.add_argument(
+        "--shape",
+        action="append",
+        metavar="T,B,H",
+        help="sequence length, batch and hidden size (repeatable; default: issue 6's five)",
+    )
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each (median)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own)"
+    )
+
+
+def _parse_shape(text: str) -> tuple[int, int, int]:
+    try:
+        T, B, H = (int(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--shape must be T,B,H with three integers, got {text!r}") from None
+    if min(T, B, H) < 1:
+        raise SystemExit(f"--shape values must be positive, got {text!r}")
+    return T, B, H
+
+
+def sgemm_gflops(n: int = 1024, repeats: int = 10) -> float:
+    """The machine's float32 matrix-product throughput through NumPy, best of `repeats`."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    best = min(_seconds(lambda: a @ a) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _pair(torch, arch: str, T: int, B: int, H: int):
+    """rnnbench and torch runners for inference and training, checked to agree."""
+    model = RNN(arch, H, H, dtype=np.float32, seed=0)
+    kwargs = {"nonlinearity": arch.split("_")[1]} if arch.startswith("rnn_") else {}
+    peer = getattr(torch.nn, TORCH_MODULES[arch])(H, H, **kwargs)
+    peer.load_state_dict({k: torch.from_numpy(v) for k, v in model.params.items()})
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, B, H), dtype=np.float32)
+    dy = rng.standard_normal((T, B, H), dtype=np.float32)
+    x_t, dy_t = torch.from_numpy(x), torch.from_numpy(dy)
+    x_grad = x_t.clone().requires_grad_()
+
+    def ours_train():
+        model.forward(x)
+        return model.backward(dy)
+
+    def peer_infer():
+        with torch.no_grad():
+            return peer(x_t)[0]
+
+    def peer_train():
+        x_grad.grad = None
+        peer.zero_grad()
+        peer(x_grad)[0].backward(dy_t)
+        return x_grad.grad
+
+    y_error = np.abs(model.forward(x)[0] - peer_infer().numpy()).max()
+    dx_error = np.abs(ours_train()["input"] - peer_train().numpy()).max()
+    if max(y_error, dx_error) > TOLERANCE:
+        raise RuntimeError(
+            f"{arch} {T},{B},{H}: rnnbench and torch disagree (output {y_error:.2e}, "
+            f"input gradient {dx_error:.2e}); nothing timed"
+        )
+    return {
+        "inference": (lambda: model.forward(x), peer_infer),
+        "training": (ours_train, peer_train),
+    }
+
+
+def run(args) -> int:
+    try:
+        import torch
+    except ImportError:
+        print("rnnbench compare needs PyTorch: pip install 'torch==2.13.0' (the peers extra)")
+        return 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    archs = args.arch or ["lstm", "gru", "rnn_tanh"]
+    shapes = [_parse_shape(s) for s in args.shape] if args.shape else SHAPES
+    sgemm = sgemm_gflops()
+    print(
+        f"sgemm (NumPy, float32, 1024^3): {sgemm:.1f} GFLOP/s; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; median of {args.repeats} alternating runs"
+    )
+    print("| arch | T | B | H | phase | rnnbench ms | torch ms | speed-up | GFLOP/s | of sgemm |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for arch in archs:
+        for T, B, H in shapes:
+            for phase, (ours, peer) in _pair(torch, arch, T, B, H).items():
+                ours(), peer()
+                times = np.array([(_seconds(ours), _seconds(peer)) for _ in range(args.repeats)])
+                ours_s, peer_s = np.median(times, axis=0)
+                flops = (
+                    CELLS[arch].flops_per_step(H, H) * T * B * (3 if phase == "training" else 1)
+                )
+                gflops = flops / ours_s / 1e9
+                print(
+                    f"| {arch} | {T} | {B} | {H} | {phase} | {ours_s * 1e3:.2f} | "
+                    f"{peer_s * 1e3:.2f} | {peer_s / ours_s:.2f}x | {gflops:.1f} | "
+                    f"{gflops / sgemm:.0%} |",
+                    flush=True,
+                )
+    return 0

@@ -1,0 +1,412 @@
+"""Write the report: report.md (GitHub Markdown), PNG plots beside it and the tidy table.
+
+Every table and plot is a view of the frame that `load.load_results` reads.
+"""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots, views
+from .load import Results
+
+REPORT = "report.md"
+DATA = "report-data"  # .csv, and .parquet when pyarrow is installed
+SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""))
+SUBUNIT_PREFIXES = ((1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
+BINARY_PREFIXES = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+
+
+def si(value: float, unit: str, attach: bool = True) -> str:
+    """'1.23 ms' (attach: prefix on the unit) or '932k tokens/s'; '' for a missing value."""
+    if pd.isna(value):
+        return ""
+    scale, prefix = next(
+        (
+            (scale, prefix)
+            for scale, prefix in (*SI_PREFIXES, *SUBUNIT_PREFIXES)
+            if abs(value) >= scale
+        ),
+        (1, ""),
+    )
+    if attach:
+        return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value / scale:.3g}{prefix} {unit}"
+
+
+def quantity(value: float, unit: str) -> str:
+    """A value in asv's unit, readable: '1.2 ms', '3.4 MiB', '-2.1 log10 |dL/dh|'."""
+    if pd.isna(value):
+        return ""
+    if unit == "seconds":
+        return si(value, "s")
+    if unit == "bytes":
+        for scale, name in BINARY_PREFIXES:
+            if abs(value) >= scale:
+                return f"{value / scale:.3g} {name}"
+        return f"{value:.0f} B"
+    return f"{value:.4g}" if unit in ("", "unknown") else f"{value:.4g} {unit}"
+
+
+def value_text(row) -> str:
+    """A result's value with its unit, or why there is none ('failed', 'skipped')."""
+    return quantity(row.value, row.unit) if row.status == "ok" else row.status
+
+
+def number_text(row) -> str:
+    """The value alone, for tables whose heading gives the unit."""
+    return f"{row.value + 0.0:.3g}" if row.status == "ok" else row.status
+
+
+def tokens_text(row) -> str:
+    return si(row.tokens_per_s, "tokens/s", attach=False) if row.status == "ok" else row.status
+
+
+def gflops_text(row) -> str:
+    if row.status != "ok":
+        return row.status
+    share = f" ({row.sgemm_share:.1%} of sgemm)" if pd.notna(row.sgemm_share) else ""
+    return f"{row.gflop_per_s:.3g} GFLOP/s{share}" if pd.notna(row.gflop_per_s) else ""
+
+
+def fastest_text(row) -> str:
+    return f"{row.arch} ({si(row.tokens_per_s, 'tokens/s', attach=False)})"
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a machine name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-") or "x"
+
+
+def markdown_table(table: pd.DataFrame, index: bool = True) -> str:
+    """A GitHub Markdown table; the index becomes the first columns when index is True."""
+    if index:
+        table = table.reset_index()
+
+    def cell(value) -> str:
+        text = "" if pd.api.types.is_scalar(value) and pd.isna(value) else value
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    header = [cell(c) for c in table.columns]
+    rows = [[cell(v) for v in row] for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def listing(rows: pd.DataFrame) -> pd.DataFrame:
+    """Benchmark, parameters and value of each row: the view for results of any shape."""
+    return pd.DataFrame(
+        {
+            "benchmark": rows["benchmark"],
+            "parameters": rows["params"],
+            "value": [value_text(r) for r in rows.itertuples()],
+        }
+    )
+
+
+class Report:
+    """The Markdown text being built, and the plots drawn for it."""
+
+    def __init__(self, output_dir: Path, can_plot: bool):
+        self.output_dir = output_dir
+        self.can_plot = can_plot
+        self.lines: list[str] = []
+        self.plots: list[Path] = []
+
+    def add(self, *paragraphs: str):
+        for paragraph in paragraphs:
+            self.lines += [paragraph, ""]
+
+    def side_by_side(self, heading: str, rows, params, index: str, columns: str, cell):
+        """views.side_by_side's tables under heading; a plain listing when the rows lack
+        index or columns; one line for a table whose every cell is one status."""
+        tables = views.side_by_side(rows, params, index, columns, cell)
+        if not tables:
+            self.add(f"{heading}:", markdown_table(listing(rows), index=False))
+        for title, table in tables:
+            heading_line = f"{heading}{f' ({title})' if title else ''}"
+            cells = set(table.to_numpy().ravel())
+            if len(cells) == 1 and cells <= {"skipped", "failed"}:
+                self.add(f"{heading_line}: all {cells.pop()}.")
+            else:
+                self.add(f"{heading_line}:", markdown_table(table))
+
+    def plot(self, name: str, named: dict, alt: str, **labels):
+        if not self.can_plot or not named:
+            return
+        path = plots.line_plot(named, self.output_dir / f"{name}.png", **labels)
+        self.plots.append(path)
+        self.add(f"![{alt}]({path.name})")
+
+
+def _throughput(report: Report, rows: pd.DataFrame, params: list[str]):
+    report.add(
+        "### Architectures side by side",
+        "Tokens per second (seq_len * batch per call, divided by asv's time per call) and "
+        "GFLOP/s (matrix-product FLOPs from `Cell.flops_per_step`, input size = hidden; "
+        "a training step counts 3x the forward). GFLOP/s is empty for an architecture "
+        "rnnbench does not know; the share is of the best sgemm GFLOP/s measured on this "
+        "machine at this commit.",
+    )
+    for benchmark, mode in views.THROUGHPUT.items():
+        mine = rows[rows["benchmark"] == benchmark]
+        if mine.empty:
+            continue
+        heading = mode.capitalize()
+        report.side_by_side(f"{heading}, tokens/s", mine, params, "seq_len", "arch", tokens_text)
+        report.side_by_side(f"{heading}, GFLOP/s", mine, params, "seq_len", "arch", gflops_text)
+
+
+def _against_length(report: Report, rows, params, machine: str, intro, benchmarks: dict):
+    """A table and a log-log plot against seq_len per benchmark: {name: (file, what, ylabel)}."""
+    if not rows["benchmark"].isin(benchmarks).any():
+        return
+    report.add(*intro)
+    for benchmark, (name, what, ylabel) in benchmarks.items():
+        mine = rows[rows["benchmark"] == benchmark]
+        if mine.empty:
+            continue
+        report.side_by_side(what, mine, params, "seq_len", "arch", value_text)
+        present = views.present_params(mine, params)
+        if "seq_len" in present:
+            report.plot(
+                f"report-{slug(machine)}-{name}",
+                plots.lines(mine, "seq_len", "value", [p for p in present if p != "seq_len"]),
+                f"{what} against sequence length",
+                title=f"{what} ({machine})",
+                xlabel="sequence length T (steps)",
+                ylabel=ylabel,
+                logx=True,
+                logy=True,
+            )
+
+
+def _scaling(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
+    intro = ("### Scaling with sequence length", "Time per call (log-log).")
+    benchmarks = {
+        benchmark: (f"scaling-{mode}", f"{mode.capitalize()} time per call", "time per call (s)")
+        for benchmark, mode in views.THROUGHPUT.items()
+    }
+    _against_length(report, rows, params, machine, intro, benchmarks)
+
+
+def _memory(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
+    intro = ("### Memory against sequence length",)
+    benchmarks = {
+        views.PEAK_MEMORY: ("memory-peak", "Peak memory of a training step", "peak (bytes)"),
+        views.BPTT_MEMORY: ("memory-bptt", "BPTT memory of a training step", "BPTT (bytes)"),
+    }
+    _against_length(report, rows, params, machine, intro, benchmarks)
+
+
+def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
+    mine = rows[rows["benchmark"] == views.DECAY]
+    if mine.empty:
+        return
+    report.add(
+        "### Gradient decay",
+        "log10 of the mean norm of dL/dh at distance d before the last step "
+        "(`rnnbench.gradient_decay`).",
+    )
+    heading = f"Gradient decay ({mine['unit'].iloc[0]})"
+    report.side_by_side(heading, mine, params, "distance", "arch", number_text)
+    if "distance" in views.present_params(mine, params):
+        curves = mine.assign(norm=10.0 ** mine["value"])
+        keys = [p for p in views.present_params(mine, params) if p != "distance"]
+        distance = pd.to_numeric(mine["distance"], errors="coerce")
+        spread = distance.min() > 0 and distance.max() >= 100 * distance.min()
+        report.plot(
+            f"report-{slug(machine)}-decay",
+            plots.lines(curves, "distance", "norm", keys),
+            "gradient norm against distance",
+            title=f"Gradient decay ({machine})",
+            xlabel="distance d from the last step (steps)",
+            ylabel=r"$|\partial L / \partial h_{T-d}|$ (log scale)",
+            logx=bool(spread),  # geometric distances (1, 4, ..., 1024) read better on log x
+            logy=True,
+        )
+
+
+def _peers(report: Report, rows: pd.DataFrame, params: list[str]):
+    ratios = views.peer_ratios(rows, params)
+    if ratios.empty:
+        return
+    shape = [c for c in ratios.columns if c in params and c != "backend"]
+    backend = ratios.get("backend", "")
+    cells = ratios.assign(
+        column=ratios["mode"] + ", " + backend,
+        text=[
+            f"{r.ratio:.2f}x ({quantity(r.rnnbench, 'seconds')} vs "
+            f"{quantity(r.pytorch, 'seconds')})"
+            if pd.notna(r.ratio)
+            else r.note
+            for r in ratios.itertuples()
+        ],
+    )
+    table = cells.pivot_table(
+        index=shape, columns="column", values="text", aggfunc="first", sort=False
+    )
+    report.add(
+        "### rnnbench against PyTorch",
+        "PyTorch's time per call over rnnbench's (above 1: rnnbench is faster), then "
+        "rnnbench's time vs PyTorch's, per architecture and shape, for each mode and "
+        "rnnbench backend; PyTorch runs on the CPU.",
+        markdown_table(table.fillna("")),
+    )
+
+
+def _first_call_and_sgemm(report: Report, rows: pd.DataFrame, params: list[str]):
+    first = rows[rows["benchmark"] == views.FIRST_CALL]
+    if not first.empty:
+        report.add("### First call (compile and run)")
+        heading = "Time to the first result"
+        report.side_by_side(heading, first, params, "arch", "backend", value_text)
+    sgemm = rows[rows["benchmark"] == views.SGEMM]
+    if not sgemm.empty:
+        report.add("### sgemm", markdown_table(listing(sgemm), index=False))
+
+
+def _changes(report: Report, rows: pd.DataFrame, commits: list[str]):
+    report.add("### Latest commit against the one before")
+    if len(commits) < 2:
+        report.add("Only one commit has results here: nothing to compare.")
+        return
+    before, after = commits[-2], commits[-1]
+    table = views.changes(rows, before, after)
+    flagged = table[table["flagged"]]
+    report.add(
+        f"`{after[:8]}` against `{before[:8]}`: {len(table)} results measured at both, "
+        f"{len(flagged)} changed beyond the noise. A change is flagged when asv's 99% "
+        "confidence intervals of the two runs do not overlap (the interquartile range "
+        "where asv recorded no interval); results without either (track_*, peakmem_*) "
+        "are only marked as changed."
+    )
+    quiet = ("within noise", "unchanged", "same status")
+    shown = table[~table["verdict"].isin(quiet)].drop(columns="flagged")
+    if shown.empty:
+        return
+    shown = shown.assign(
+        before=[quantity(v, u) for v, u in zip(shown["before"], shown["unit"], strict=True)],
+        after=[quantity(v, u) for v, u in zip(shown["after"], shown["unit"], strict=True)],
+        ratio=[f"{r:.3f}" if pd.notna(r) else "" for r in shown["ratio"]],
+    )
+    shown = shown.sort_values("verdict", key=lambda v: v.str.startswith("changed"), kind="stable")
+    report.add(markdown_table(shown.drop(columns="unit"), index=False))
+
+
+def _status(report: Report, rows: pd.DataFrame):
+    counts = pd.crosstab(rows["benchmark"], rows["status"])
+    if set(counts.columns) <= {"ok"}:
+        return
+    report.add(
+        "### Failed and skipped",
+        "Parameter sets per benchmark and status ('failed': asv recorded no result, "
+        "'skipped': setup raised NotImplementedError).",
+        markdown_table(counts),
+    )
+    failed = rows[rows["status"] == "failed"]
+    if not failed.empty:
+        report.add("Failed:", markdown_table(listing(failed), index=False))
+
+
+def _machine_section(report: Report, frame: pd.DataFrame, params: list[str], machine, info):
+    rows_all = frame[frame["machine"] == machine]
+    commits = views.commits_by_date(rows_all)
+    rows = rows_all[rows_all["commit"] == commits[-1]]
+    details = ", ".join(
+        f"{k} {info[k]}" for k in ("cpu", "num_cpu", "arch", "os", "ram") if info.get(k)
+    )
+    date = rows["commit_date"].max()
+    report.add(
+        f"## Machine `{machine}`",
+        (f"{details}. " if details else "")
+        + f"Commit `{commits[-1][:8]}`"
+        + (f" of {date:%Y-%m-%d %H:%M} UTC" if pd.notna(date) else "")
+        + f"; {len(commits)} commit(s) with results on this machine.",
+    )
+    _throughput(report, rows, params)
+    _scaling(report, rows, params, machine)
+    _memory(report, rows, params, machine)
+    _decay(report, rows, params, machine)
+    _peers(report, rows, params)
+    _first_call_and_sgemm(report, rows, params)
+    _changes(report, rows_all, commits)
+    _status(report, rows)
+    other = rows[~rows["benchmark"].isin(views.KNOWN)]
+    if not other.empty:
+        report.add(
+            "### Other results",
+            "Benchmarks this report has no view for, as asv recorded them.",
+            markdown_table(listing(other), index=False),
+        )
+
+
+def _summary(report: Report, frame: pd.DataFrame, params: list[str], machines: list[str]):
+    report.add(
+        "## Fastest architecture at each sequence length",
+        "Most tokens per second at the latest commit, per mode and shape.",
+    )
+    for machine in machines:
+        rows = frame[frame["machine"] == machine]
+        rows = rows[rows["commit"] == views.commits_by_date(rows)[-1]]
+        table = views.fastest(rows[rows["benchmark"].isin(views.THROUGHPUT)], params, fastest_text)
+        text = markdown_table(table) if not table.empty else "No throughput results."
+        report.add(f"Machine `{machine}`:", text)
+
+
+def _write_data(frame: pd.DataFrame, output_dir: Path) -> tuple[list[Path], str]:
+    """The tidy table as CSV, and as Parquet when pyarrow is installed; (paths, why no Parquet)."""
+    csv = output_dir / f"{DATA}.csv"
+    frame.to_csv(csv, index=False)
+    if importlib.util.find_spec("pyarrow") is None:
+        return [csv], "Parquet too when pyarrow is installed"
+    parquet = output_dir / f"{DATA}.parquet"
+    try:
+        frame.to_parquet(parquet, index=False)
+    except (ValueError, TypeError, NotImplementedError) as err:  # pyarrow's conversion errors
+        return [csv], f"no Parquet: pyarrow could not convert the table ({err})"
+    return [csv, parquet], ""
+
+
+def write_report(
+    results: Results, output_dir, source: str = "results/", draw_plots: bool = True
+) -> list[Path]:
+    """Write report.md, its plots (unless draw_plots is False) and the tidy table under
+    output_dir; returns their paths. results must hold at least one row.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    frame = views.add_derived(results.frame)
+    data, no_parquet = _write_data(frame, output_dir)
+    report = Report(output_dir, draw_plots and plots.available())
+    machines = list(pd.unique(frame["machine"]))
+    commits = views.commits_by_date(frame)
+    report.add(
+        "# rnnbench report",
+        f"From {results.files} asv result file(s) under `{source}`: "
+        f"{len(machines)} machine(s) ({', '.join(f'`{m}`' for m in machines)}), "
+        f"{len(commits)} commit(s), {frame['benchmark'].nunique()} benchmark(s). "
+        f"The tidy table (a row per benchmark, parameter set, commit and machine) is in "
+        + " and ".join(f"[`{p.name}`]({p.name})" for p in data)
+        + (f" ({no_parquet})" if no_parquet else "")
+        + ".",
+    )
+    if not draw_plots:
+        report.add("No plots (left out with --no-plots); the tables hold the numbers.")
+    elif not report.can_plot:
+        report.add(
+            "**No plots:** matplotlib is not installed (`pip install 'rnnbench[plots]'`); "
+            "the tables below hold the same numbers."
+        )
+    if results.warnings:
+        report.add("## Warnings", "\n".join(f"- {w}" for w in results.warnings))
+    _summary(report, frame, results.param_columns, machines)
+    for machine in machines:
+        info = results.machines.get(machine, {})
+        _machine_section(report, frame, results.param_columns, machine, info)
+    path = output_dir / REPORT
+    path.write_text("\n".join(report.lines), encoding="utf-8")
+    return [path, *report.plots, *data]
