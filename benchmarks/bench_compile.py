@@ -17,10 +17,11 @@ SEQ_LEN, BATCH, HIDDEN = (values[0] for values in common.SHAPES)
 
 # Reads x from stdin, writes the output y to stdout, both in .npy format.
 PROGRAM = """
+import io
 import sys
 import numpy as np
 import rnnbench
-x = np.load(sys.stdin.buffer)
+x = np.load(io.BytesIO(sys.stdin.buffer.read()))
 y, _ = rnnbench.RNN({arch!r}, {hidden}, {hidden}, backend={backend!r}, seed={seed}).forward(x)
 np.save(sys.stdout.buffer, y.copy_to_host() if hasattr(y, "copy_to_host") else y)
 """
@@ -29,7 +30,9 @@ np.save(sys.stdout.buffer, y.copy_to_host() if hasattr(y, "copy_to_host") else y
 def first_result(command: list[str], x: bytes) -> np.ndarray:
     """Run `command` in a fresh process with the disk cache off; its y: [T,B,H]."""
     env = dict(os.environ, RNNBENCH_NO_CACHE="1")
-    done = subprocess.run(command, input=x, capture_output=True, check=True, env=env)
+    done = subprocess.run(command, input=x, capture_output=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"the first-call process failed:\n{done.stderr.decode()}")
     return np.load(io.BytesIO(done.stdout))
 
 

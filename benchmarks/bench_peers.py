@@ -3,12 +3,10 @@
 Skipped where torch cannot be imported; torch keeps its default thread count.
 """
 
-from . import common
+import functools
+import importlib
 
-try:
-    import torch
-except ImportError:
-    torch = None
+from . import common
 
 # arch -> (torch.nn class name, its keyword arguments)
 MODULES = {
@@ -19,10 +17,18 @@ MODULES = {
 }
 
 
+@functools.cache
+def _torch():
+    """torch, imported only by the processes that time it (it weighs on peakmem_)."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError as error:
+        raise NotImplementedError(f"torch cannot be imported: {error}") from error
+
+
 def _module(arch: str, hidden: int):
     """The torch module with rnnbench's float32 weights for (arch, hidden) copied in."""
-    if torch is None:
-        raise NotImplementedError("torch is not installed")
+    torch = _torch()
     name, kwargs = MODULES[arch]
     module = getattr(torch.nn, name)(hidden, hidden, **kwargs)
     weights = common.model(arch, "cpu", hidden).params
@@ -32,10 +38,10 @@ def _module(arch: str, hidden: int):
 
 def _zero_state(arch: str, batch: int, hidden: int):
     """h0 (and c0 for lstm): [1,B,H] zeros whose gradients torch keeps."""
-    zeros = [
-        torch.zeros(1, batch, hidden, requires_grad=True) for _ in range(1 + (arch == "lstm"))
-    ]
-    return tuple(zeros) if arch == "lstm" else zeros[0]
+    torch = _torch()
+    if arch == "lstm":
+        return tuple(torch.zeros(1, batch, hidden, requires_grad=True) for _ in range(2))
+    return torch.zeros(1, batch, hidden, requires_grad=True)
 
 
 def _numpy(state):
@@ -45,7 +51,7 @@ def _numpy(state):
 
 
 def _forward(module, x):
-    with torch.inference_mode():
+    with _torch().inference_mode():
         return module(x)
 
 
@@ -67,7 +73,7 @@ class TorchInference(_PeerShapes):
     def setup(self, refs, arch, seq_len, batch, hidden):
         def build():
             module = _module(arch, hidden)
-            x = torch.from_numpy(common.sequence(seq_len, batch, hidden))
+            x = _torch().from_numpy(common.sequence(seq_len, batch, hidden))
             y, state = _forward(module, x)
             common.check_close(
                 f"torch {arch} forward",
@@ -86,6 +92,7 @@ class TorchTraining(_PeerShapes):
     def setup(self, refs, arch, seq_len, batch, hidden):
         def build():
             module = _module(arch, hidden)
+            torch = _torch()
             x = torch.from_numpy(common.sequence(seq_len, batch, hidden)).requires_grad_()
             state = _zero_state(arch, batch, hidden)
             dy = torch.from_numpy(common.output_grad(seq_len, batch, hidden))

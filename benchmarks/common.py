@@ -3,6 +3,7 @@
 Every benchmark module takes its shapes, inputs and validated models from here.
 """
 
+import ctypes.util
 import functools
 import itertools
 import os
@@ -102,6 +103,8 @@ def _gpu_missing() -> str:
     """Why the cuda benchmarks cannot run here, or '' when they can."""
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") != "0":
         return "NUMBA_ENABLE_CUDASIM is set: the simulator is not timed"
+    if ctypes.util.find_library("cuda") is None:
+        return "no CUDA driver (libcuda) here"  # found without importing numba.cuda
     try:
         from numba import cuda
     except ImportError:
