@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 
+import rnnbench
+
 from . import common
 
 SEQ_LEN, BATCH, HIDDEN = (values[0] for values in common.SHAPES)
@@ -28,8 +30,13 @@ np.save(sys.stdout.buffer, y.copy_to_host() if hasattr(y, "copy_to_host") else y
 
 
 def first_result(command: list[str], x: bytes) -> np.ndarray:
-    """Run `command` in a fresh process with the disk cache off; its y: [T,B,H]."""
-    env = dict(os.environ, RNNBENCH_NO_CACHE="1")
+    """Run `command` in a fresh process with the disk cache off; its y: [T,B,H].
+
+    The process imports the rnnbench that this one imported.
+    """
+    package_root = os.path.dirname(os.path.dirname(rnnbench.__file__))
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, RNNBENCH_NO_CACHE="1", PYTHONPATH=path)
     done = subprocess.run(command, input=x, capture_output=True, env=env)
     if done.returncode:
         raise RuntimeError(f"the first-call process failed:\n{done.stderr.decode()}")
