@@ -17,7 +17,7 @@ from . import common
 
 SEQ_LEN, BATCH, HIDDEN = (values[0] for values in common.SHAPES)
 
-# Reads x from stdin, writes the output y to stdout, both in .npy format.
+# Reads x from stdin, writes the output y to stdout, both NumPy arrays in .npy format.
 PROGRAM = """
 import io
 import sys
@@ -25,7 +25,7 @@ import numpy as np
 import rnnbench
 x = np.load(io.BytesIO(sys.stdin.buffer.read()))
 y, _ = rnnbench.RNN({arch!r}, {hidden}, {hidden}, backend={backend!r}, seed={seed}).forward(x)
-np.save(sys.stdout.buffer, y.copy_to_host() if hasattr(y, "copy_to_host") else y)
+np.save(sys.stdout.buffer, y)
 """
 
 

@@ -13,7 +13,7 @@ class Memory(common.ShapeBenchmark):
         )
 
     def peakmem_train_step(self, refs, arch, backend, seq_len, batch, hidden):
-        common.train_step(self.model, self.x, self.dy)
+        common.train_step(self.model, self.x, self.dy, backend)
 
     def track_bptt_bytes(self, refs, arch, backend, seq_len, batch, hidden):
         self.model.forward(self.x)

@@ -11,7 +11,7 @@ class Inference(common.ShapeBenchmark):
         self.model, self.x = common.inference_case(refs, arch, backend, seq_len, batch, hidden)
 
     def time_forward(self, refs, arch, backend, seq_len, batch, hidden):
-        common.host(self.model.forward(self.x)[0])
+        common.forward(self.model, self.x, backend)
 
 
 class Training(common.ShapeBenchmark):
@@ -21,4 +21,4 @@ class Training(common.ShapeBenchmark):
         )
 
     def time_train_step(self, refs, arch, backend, seq_len, batch, hidden):
-        common.host(common.train_step(self.model, self.x, self.dy)["input"])
+        common.train_step(self.model, self.x, self.dy, backend)

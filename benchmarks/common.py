@@ -118,15 +118,41 @@ def _require_gpu():
         raise NotImplementedError(reason)
 
 
+def on_backend(a: np.ndarray, backend: str):
+    """`a` where the backend keeps its data (a GPU copy for cuda), so no transfer is timed."""
+    if backend == "cuda":
+        from numba import cuda
+
+        return cuda.to_device(a)
+    return a
+
+
 def host(a) -> np.ndarray:
-    """A backend's array on the host (waits for a GPU result)."""
+    """A backend's array on the host."""
     return a.copy_to_host() if hasattr(a, "copy_to_host") else np.asarray(a)
 
 
-def train_step(net: rnnbench.RNN, x, dy) -> dict:
-    """Forward and full BPTT: the gradients of L = sum(dy * y)."""
+def _wait(backend: str):
+    """Return once the backend's work is done (GPU kernels run asynchronously)."""
+    if backend == "cuda":
+        from numba import cuda
+
+        cuda.synchronize()
+
+
+def forward(net: rnnbench.RNN, x, backend: str):
+    """The forward, finished: (y, final state)."""
+    result = net.forward(x)
+    _wait(backend)
+    return result
+
+
+def train_step(net: rnnbench.RNN, x, dy, backend: str) -> dict:
+    """Forward and full BPTT, finished: the gradients of L = sum(dy * y)."""
     net.forward(x)
-    return net.backward(dy)
+    grads = net.backward(dy)
+    _wait(backend)
+    return grads
 
 
 def fingerprint(a) -> list[np.ndarray]:
@@ -201,8 +227,8 @@ def inference_case(refs: dict, arch, backend, seq_len, batch, hidden):
 
     def build():
         net = model(arch, backend, hidden)
-        x = sequence(seq_len, batch, hidden)
-        y, state = net.forward(x)
+        x = on_backend(sequence(seq_len, batch, hidden), backend)
+        y, state = forward(net, x, backend)
         reference = refs[arch, seq_len, batch, hidden]
         check_close(
             f"{arch} {backend} forward", forward_fingerprint(y, state), reference["forward"]
@@ -217,8 +243,8 @@ def training_case(refs: dict, arch, backend, seq_len, batch, hidden):
 
     def build():
         net = model(arch, backend, hidden)
-        x = sequence(seq_len, batch, hidden)
-        dy = output_grad(seq_len, batch, hidden)
+        x = on_backend(sequence(seq_len, batch, hidden), backend)
+        dy = on_backend(output_grad(seq_len, batch, hidden), backend)
         y, state = net.forward(x)
         grads = net.backward(dy)
         check_training(f"{arch} {backend}", y, state, grads, refs[arch, seq_len, batch, hidden])
