@@ -24,3 +24,11 @@ test: $(STAMP)
 	$(PY) -m pytest
 	$(CUDA_SIMULATOR) $(PY) -m pytest tests/test_cuda.py tests/test_cuda_scan.py
 	$(VENV)/bin/rnnbench ptx --cc 8.0 --cc 9.0
+
+# The asv suite on .venv's Python (`asv run -E existing`), results saved for
+# HEAD, then the report. ASV_RUN_ARGS= (empty) for full timings instead of --quick.
+ASV_RUN_ARGS ?= --quick
+bench: $(STAMP)
+	$(VENV)/bin/asv machine --yes
+	$(VENV)/bin/asv run -E existing:$(abspath $(PY)) --set-commit-hash $$(git rev-parse HEAD) $(ASV_RUN_ARGS)
+	$(VENV)/bin/rnnbench report

@@ -241,6 +241,16 @@ class RNN:
         state = (h_n, self._output(backend.stack(c_n))) if self.cell.has_cell_state else h_n
         return self._output(layer_input), state
 
+    @property
+    def tape_nbytes(self) -> int:
+        """Bytes the most recent forward keeps for BPTT, over every layer and direction.
+
+        Raises ValueError before the first forward.
+        """
+        if self._tapes is None:
+            raise ValueError("tape_nbytes needs a forward first: call model.forward(x)")
+        return sum(tape.nbytes for tape in self._tapes)
+
     def backward(self, dy, dstate=None) -> dict:
         """BPTT through the most recent forward.
 
