@@ -5,11 +5,15 @@
 
 import functools
 import math
+import sys
+import threading
 import types
 
 import numpy as np
 from numba import boolean, config, cuda, from_dtype, int64, void
+from numba.core import types as numba_types
 from numba.core.registry import CPUDispatcher
+from numba.np.numpy_support import as_dtype
 
 from ..cells import DIAGONAL, Cell
 from ..config import CUDA_FASTMATH, CUDA_MAX_BLOCKS, CUDA_THREADS_PER_BLOCK
@@ -21,6 +25,42 @@ THREADS = CUDA_THREADS_PER_BLOCK
 # them (1 or 2): TILE is the smallest power of two with TILE^2 >= THREADS.
 TILE = 1 << math.ceil(math.log2(THREADS) / 2)
 PER_THREAD = -(-TILE * TILE // THREADS)
+
+
+def _serialise_simulated_shared_arrays():
+    """Make the simulator give every thread of a block the same `cuda.shared.array`.
+
+    numba-cuda's simulator (0.30.4) keys a block's shared arrays by the calling
+    line and creates one on first use without a lock: threads that race there
+    each get an array of their own, and the kernels then read another thread's
+    never-written np.empty (seen in gemm and both scans, as flaky results). This
+    is its allocation again, keyed the same way, under a lock.
+    """
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+
+    allocate = FakeCUDAShared.array
+    if getattr(allocate, "serialised", False):
+        return
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:  # dynamic shared memory, or an error
+            return allocate(self, shape, dtype, alignment)
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            if key not in self._allocations:
+                if isinstance(dtype, numba_types.Type):
+                    dtype = as_dtype(dtype)
+                self._allocations[key] = np.empty(shape, dtype)
+            return self._allocations[key]
+
+    array.serialised = True
+    FakeCUDAShared.array = array
+
+
+if config.ENABLE_CUDASIM:
+    _serialise_simulated_shared_arrays()
 
 
 @functools.cache
