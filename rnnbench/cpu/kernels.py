@@ -40,15 +40,20 @@ has_c = False
 @functools.cache
 def time_loops(cell: Cell):
     """(forward, backward): the time loops compiled for one cell."""
-    bindings = {
-        "cell_forward": cell.forward,
-        "cell_backward": cell.backward,
-        "recurrence": cell.recurrence,
-        "has_c": cell.has_cell_state,
-    }
-    return tuple(
-        cpu_kernel(_bind(template, cell.name, bindings)) for template in (forward, backward)
+    return bind_cell(
+        cell,
+        (forward, backward),
+        cpu_kernel,
+        recurrence=cell.recurrence,
+        has_c=cell.has_cell_state,
     )
+
+
+def bind_cell(cell: Cell, templates, decorator, **bindings) -> tuple:
+    """`templates` compiled with `decorator`, the cell's scalar functions and `bindings`
+    as their globals `cell_forward`, `cell_backward` and the names given."""
+    bindings = {"cell_forward": cell.forward, "cell_backward": cell.backward, **bindings}
+    return tuple(decorator(_bind(template, cell.name, bindings)) for template in templates)
 
 
 def _bind(template, variant: str, bindings: dict):

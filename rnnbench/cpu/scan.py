@@ -10,7 +10,7 @@ link pass walks the chunks in order, h_in(k+1) = A_k h_in(k) + last_k; the
 fix-up adds (a's product so far) * h_in(k) to every state of chunk k.
 Nothing divides by a product of a's, so saturated gates (products
 underflowing to 0) stay finite and exact. Index convention and templates
-as in `kernels` (`_bind` specialises the templates per cell).
+as in `kernels` (`bind_cell` specialises the templates per cell).
 """
 
 import functools
@@ -21,7 +21,7 @@ from numba import prange
 
 from ..cells import Cell
 from ..config import cpu_parallel_kernel
-from .kernels import _bind
+from .kernels import bind_cell
 
 cell_forward = cell_backward = cell_decay = None  # bound per cell by `scan_loops`
 
@@ -41,15 +41,7 @@ def chunk_length(T: int, B: int) -> int:
 @functools.cache
 def scan_loops(cell: Cell):
     """(forward, backward): the scans compiled for one cell with a `Cell.scan`."""
-    bindings = {
-        "cell_forward": cell.forward,
-        "cell_backward": cell.backward,
-        "cell_decay": cell.scan,
-    }
-    return tuple(
-        cpu_parallel_kernel(_bind(template, cell.name, bindings))
-        for template in (forward, backward)
-    )
+    return bind_cell(cell, (forward, backward), cpu_parallel_kernel, cell_decay=cell.scan)
 
 
 @cpu_parallel_kernel
