@@ -21,7 +21,7 @@ class Tape(NamedTuple):
 
     x: np.ndarray  # [T,B,I] the layer's input
     h: np.ndarray  # [T+1,B,H] hidden states, see kernels' index convention
-    c: np.ndarray  # [T+1,B,H] cell states, or [0,0,0] for cells without one
+    c: np.ndarray  # [T+1,B,H] cell states, or [T+1,B,0] for cells without one
     saved: np.ndarray  # [T,B,S*H]
     parallel_scan: bool  # made by the parallel scan, not the step loop
 
@@ -95,7 +95,7 @@ def layer_forward(
     x_proj = (_rows(x) @ params["weight_ih"].T + params["bias_ih"]).reshape(T, B, -1)
     h = np.empty((T + 1, B, H), dtype)
     h[T if reverse else 0] = h0
-    c = np.empty((T + 1, B, H) if cell.has_cell_state else (0, 0, 0), dtype)
+    c = np.empty((T + 1, B, H if cell.has_cell_state else 0), dtype)
     if cell.has_cell_state:
         c[T if reverse else 0] = c0
     saved = np.empty((T, B, cell.saved * H), dtype)

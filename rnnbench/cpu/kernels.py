@@ -5,12 +5,14 @@ direction and h[T] for the reverse one, so time t reads h[t + reverse] and
 writes h[t + 1 - reverse].
 
 `forward` and `backward` below are templates: `time_loops(cell)` compiles a
-copy of each whose globals `cell_forward`, `cell_backward`,
-`recurrence` and `has_c` are the cell's, so Numba inlines the gate math and
-folds the flags. Each step is one matrix product (BLAS when it is large,
-else a loop) and one pass of gate math over batch rows and hidden units.
-Threads come from BLAS alone: a second pool of Numba threads beside
-OpenBLAS's spinning ones made large steps 1.7-3x slower on 2 cores.
+copy of each whose globals `cell_forward`, `cell_backward`, `recurrence`
+and `has_c` are the cell's, so Numba inlines the gate math and folds the
+flags. Each step is one matrix product (BLAS when it is large, else a loop)
+and, per batch row, one call of `forward_units` (`backward_units`): the
+gate math over hidden units, compiled without reference counting so that
+LLVM vectorises it. Threads come from BLAS alone: a second pool of Numba
+threads beside OpenBLAS's spinning ones made large steps 1.7-3x slower on
+2 cores.
 """
 
 import functools
@@ -21,7 +23,7 @@ import types
 import numpy as np
 
 from ..cells import DENSE, DIAGONAL, Cell
-from ..config import cpu_kernel
+from ..config import cpu_kernel, cpu_units_kernel
 
 # Numba's disk cache checks only the stamp of the file that defines a kernel.
 # The cells' source goes into each compiled copy's name, so that editing a
@@ -32,7 +34,7 @@ _CELLS_SOURCE = hashlib.sha1(
     )
 ).hexdigest()[:12]
 
-cell_forward = cell_backward = None  # bound per cell by `time_loops`
+cell_forward = cell_backward = None  # bound per cell by `time_loops`, as are the *_units
 recurrence = DENSE
 has_c = False
 
@@ -40,12 +42,15 @@ has_c = False
 @functools.cache
 def time_loops(cell: Cell):
     """(forward, backward): the time loops compiled for one cell."""
+    flags = {"recurrence": cell.recurrence, "has_c": cell.has_cell_state}
+    units = bind_cell(cell, (forward_units, backward_units), cpu_units_kernel, **flags)
     return bind_cell(
         cell,
         (forward, backward),
         cpu_kernel,
-        recurrence=cell.recurrence,
-        has_c=cell.has_cell_state,
+        forward_units=units[0],
+        backward_units=units[1],
+        **flags,
     )
 
 
@@ -90,11 +95,51 @@ def matmul_transposed_accumulate(blas, a, b, out, scratch):
                 out[m, n] = acc
 
 
+def forward_units(xp, hp, h_prev, c_prev, h_new, c_new, saved, out):
+    """One step of one batch row: the cell's gate math over every hidden unit.
+
+    xp, hp: [G*H] pre-activations   h_prev, c_prev: [H] (c_prev [0] without a cell
+    state)   h_new, c_new, out: [H] and saved: [S*H] written
+    """
+    H = h_prev.shape[0]
+    for j in range(H):
+        h, c = cell_forward(xp, hp, j, H, h_prev[j], c_prev[j] if has_c else 0.0, saved)
+        h_new[j] = out[j] = h
+        if has_c:
+            c_new[j] = c
+
+
+def backward_units(saved, h_prev, c_prev, h_new, c_new, dy, dh_new, dc, dxp, dhp, dh_prev):
+    """The mirror of `forward_units`: one step of one batch row's BPTT.
+
+    dy: [H] adds into dh_new: [H], dL/dh_t   dc: [H] dL/dc_t in, dL/dc_{t-1} out
+    dxp, dhp: [G*H] and dh_prev: [H], the part of dL/dh_{t-1} outside hp, written
+    """
+    H = h_prev.shape[0]
+    for j in range(H):
+        dh = dh_new[j] + dy[j]
+        dh_new[j] = dh
+        dh_prev[j], dc_prev = cell_backward(
+            saved,
+            j,
+            H,
+            h_prev[j],
+            c_prev[j] if has_c else 0.0,
+            h_new[j],
+            c_new[j] if has_c else 0.0,
+            dh,
+            dc[j],
+            dxp,
+            dhp,
+        )
+        dc[j] = dc_prev
+
+
 def forward(reverse, large, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, out, out_offset):
     """Walk a layer-direction through time, writing h, c, saved and its output columns.
 
     x_proj: [T,B,G*H] W_ih x + b_ih   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
-    b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or unused
+    b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
     saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H,B], for the recurrent
     pre-activations   out: [T,B,D*H], columns out_offset:out_offset+H written
     large: the step is large enough for BLAS
@@ -112,14 +157,16 @@ def forward(reverse, large, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, ou
             if recurrence == DIAGONAL:
                 for j in range(H):
                     h_proj[b, j] = w_hh[j] * h[prev, b, j] + b_hh[j]
-            xp, hp, saved_row = x_proj[t, b], h_proj[b], saved[t, b]
-            for j in range(H):
-                c_prev = c[prev, b, j] if has_c else 0.0
-                h_new, c_new = cell_forward(xp, hp, j, H, h[prev, b, j], c_prev, saved_row)
-                h[new, b, j] = h_new
-                if has_c:
-                    c[new, b, j] = c_new
-                out[t, b, out_offset + j] = h_new
+            forward_units(
+                x_proj[t, b],
+                h_proj[b],
+                h[prev, b],
+                c[prev, b],
+                h[new, b],
+                c[new, b],
+                saved[t, b],
+                out[t, b, out_offset : out_offset + H],
+            )
 
 
 def backward(reverse, large, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp, scratch):
@@ -138,27 +185,21 @@ def backward(reverse, large, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dh
         prev = t + reverse
         new = t + 1 - reverse
         for b in range(B):
-            for j in range(H):
-                dh_new = dh[new, b, j] + dy[t, b, dy_offset + j]
-                dh[new, b, j] = dh_new
-                c_prev = c[prev, b, j] if has_c else 0.0
-                c_new = c[new, b, j] if has_c else 0.0
-                dh_direct, dc_prev = cell_backward(
-                    saved[t, b],
-                    j,
-                    H,
-                    h[prev, b, j],
-                    c_prev,
-                    h[new, b, j],
-                    c_new,
-                    dh_new,
-                    dc[b, j],
-                    dxp[t, b],
-                    dhp[t, b],
-                )
-                if recurrence == DIAGONAL:
-                    dh_direct += dhp[t, b, j] * w_hh_t[j]
-                dh[prev, b, j] = dh_direct
-                dc[b, j] = dc_prev
+            backward_units(
+                saved[t, b],
+                h[prev, b],
+                c[prev, b],
+                h[new, b],
+                c[new, b],
+                dy[t, b, dy_offset : dy_offset + H],
+                dh[new, b],
+                dc[b],
+                dxp[t, b],
+                dhp[t, b],
+                dh[prev, b],
+            )
+            if recurrence == DIAGONAL:
+                for j in range(H):
+                    dh[prev, b, j] += dhp[t, b, j] * w_hh_t[j]
         if recurrence == DENSE:
             matmul_transposed_accumulate(large, dhp[t], w_hh_t, dh[prev], scratch)
