@@ -61,6 +61,18 @@ def _seconds(run) -> float:
     return time.perf_counter() - start
 
 
+# Seconds to wait before each timed run. Both libraries keep their idle worker
+# threads spinning for a while after a call (OpenBLAS for ~0.1 s, torch's
+# OpenMP for less); one library's spinning threads would slow the other's run
+# on a small machine, so each run starts with the other's threads asleep.
+PAUSE = 0.3
+
+
+def _idle_seconds(run) -> float:
+    time.sleep(PAUSE)
+    return _seconds(run)
+
+
 def _pair(torch, arch: str, T: int, B: int, H: int):
     """rnnbench and torch runners for inference and training, checked to agree."""
     model = RNN(arch, H, H, dtype=np.float32, seed=0)
@@ -121,7 +133,9 @@ def run(args) -> int:
         for T, B, H in shapes:
             for phase, (ours, peer) in _pair(torch, arch, T, B, H).items():
                 ours(), peer()
-                times = np.array([(_seconds(ours), _seconds(peer)) for _ in range(args.repeats)])
+                times = np.array(
+                    [(_idle_seconds(ours), _idle_seconds(peer)) for _ in range(args.repeats)]
+                )
                 ours_s, peer_s = np.median(times, axis=0)
                 flops = (
                     CELLS[arch].flops_per_step(H, H) * T * B * (3 if phase == "training" else 1)

@@ -5,6 +5,7 @@ Cells, CPU drivers and CUDA kernels take their decorators from here.
 
 import os
 
+import llvmlite.binding
 import numba
 
 # Floating-point relaxations that let LLVM vectorise reductions and fuse
@@ -45,6 +46,12 @@ cpu_kernel = numba.njit(cache=CACHE, nogil=True, **JIT_OPTIONS)
 # vectoriser runs before they are pruned (7 ns per LSTM unit against 37).
 # Its callers (`cpu_kernel`s) keep the arrays alive.
 cpu_units_kernel = numba.njit(cache=CACHE, nogil=True, _nrt=False, **JIT_OPTIONS)
+# LLVM vectorises such a loop behind run-time checks that its arrays do not
+# overlap, one per pair of pointers, and gives up past 128 checks by default:
+# an LSTM's backward (four gates in each of saved, dxp, dhp) needs more. The
+# checks run once per call, so the limit only bounds compile time. This is a
+# process-wide LLVM option; it changes what LLVM vectorises, never results.
+llvmlite.binding.set_option("rnnbench", "-vectorize-memory-check-threshold=1024")
 # The parallel scans over time, whose chunks run on Numba's threads (no BLAS
 # call runs inside them).
 cpu_parallel_kernel = numba.njit(cache=CACHE, nogil=True, parallel=True, **JIT_OPTIONS)
@@ -53,3 +60,7 @@ cpu_parallel_kernel = numba.njit(cache=CACHE, nogil=True, parallel=True, **JIT_O
 # its matrix product goes to BLAS (and BLAS's threads). Below it, BLAS's call
 # costs more than the work (a T=1000, B=1, H=32 LSTM step is ~12 kFLOP).
 LARGE_STEP_FLOPS = int(os.environ.get("RNNBENCH_LARGE_STEP_FLOPS", "1000000"))
+# CPU work (a matrix product, a time loop with large steps) of at least this
+# many floating-point operations is split into blocks of rows on threads;
+# below it, handing blocks to threads costs more than it saves.
+PARALLEL_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_FLOPS", "10000000"))

@@ -1,7 +1,9 @@
-"""The CPU backend's large-step path (BLAS products) against its small-step path (compiled
-loops), which the other tests' small shapes take.
+"""The CPU backend's large-step path (BLAS products, batch rows in blocks on threads)
+against its small-step path (compiled loops, one thread), which the other tests' small
+shapes take.
 
-The path is forced through the backend's step-size threshold, `rnnbench.cpu.LARGE_STEP_FLOPS`.
+The paths are forced through the backend's thresholds, `rnnbench.cpu.LARGE_STEP_FLOPS` and
+`PARALLEL_FLOPS`, with more threads than batch rows allow, so every row count splits.
 """
 
 import math
@@ -21,6 +23,8 @@ def run(arch, case, dtype, threshold) -> dict:
     """y, final state parts and gradients of one forward and backward of `case`."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rnnbench.cpu, "LARGE_STEP_FLOPS", threshold)
+        patch.setattr(rnnbench.cpu, "PARALLEL_FLOPS", threshold)
+        patch.setattr(rnnbench.cpu, "THREADS", 3)
         model = case.model(arch, dtype)
         arrays = case.arrays(model)
         y, final = model.forward(arrays.x, arrays.state)

@@ -38,21 +38,29 @@ _DENOMINATOR = tuple(
 )
 _HALF = np.float32(0.5)
 
+# 1 and 0 for the cells' gate math. Numba types a Python float literal as
+# float64, which would turn float32 gate math into float64 (half the vector
+# width, and conversions); float64 arguments promote these back exactly.
+ONE = np.float32(1.0)
+ZERO = np.float32(0.0)
+
 
 def tanh(x):
     """tanh(x); see the module docstring for the float32 form.
 
-    Called from Python (as the CUDA simulator runs the cells), it is libm's.
+    Called from Python (as the CUDA simulator runs the cells), it is libm's, in
+    x's type: a Python float would turn NumPy's float64 ONE - y into float32.
     """
-    return math.tanh(x)
+    return type(x)(math.tanh(x))
 
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), finite for every finite x of either sign.
 
-    Called from Python, it runs the float64 form's source as plain Python.
+    Called from Python, it runs the float64 form's source as plain Python, and
+    returns x's type as `tanh` does.
     """
-    return _sigmoid_float64.py_func(x)
+    return type(x)(_sigmoid_float64.py_func(x))
 
 
 @gate

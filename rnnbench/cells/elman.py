@@ -6,7 +6,7 @@ Nothing is saved beyond h itself: both derivatives are functions of h.
 
 from ..config import gate
 from . import DENSE, Cell
-from .activations import tanh
+from .activations import ONE, ZERO, tanh
 
 
 @gate
@@ -16,7 +16,7 @@ def tanh_forward(xp, hp, j, H, h_prev, c_prev, saved):
 
 @gate
 def tanh_backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
-    dpre = dh * (1.0 - h * h)
+    dpre = dh * (ONE - h * h)
     dxp[j] = dpre
     dhp[j] = dpre
     return 0.0, 0.0
@@ -24,12 +24,12 @@ def tanh_backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
 
 @gate
 def relu_forward(xp, hp, j, H, h_prev, c_prev, saved):
-    return max(xp[j] + hp[j], 0.0), 0.0
+    return max(xp[j] + hp[j], ZERO), 0.0
 
 
 @gate
 def relu_backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
-    dpre = dh if h > 0.0 else 0.0 * dh
+    dpre = dh if h > ZERO else ZERO * dh
     dxp[j] = dpre
     dhp[j] = dpre
     return 0.0, 0.0

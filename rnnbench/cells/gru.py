@@ -11,7 +11,7 @@ saved: [T,B,4H] r, z, n and W_hn h + b_hn.
 
 from ..config import gate
 from . import DENSE, Cell
-from .activations import sigmoid, tanh
+from .activations import ONE, sigmoid, tanh
 
 
 @gate
@@ -24,7 +24,7 @@ def forward(xp, hp, j, H, h_prev, c_prev, saved):
     saved[H + j] = z
     saved[2 * H + j] = n
     saved[3 * H + j] = hn
-    return (1.0 - z) * n + z * h_prev, 0.0
+    return (ONE - z) * n + z * h_prev, 0.0
 
 
 @gate
@@ -33,9 +33,9 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     z = saved[H + j]
     n = saved[2 * H + j]
     hn = saved[3 * H + j]
-    dn = dh * (1.0 - z) * (1.0 - n * n)
-    dr = dn * hn * r * (1.0 - r)
-    dz = dh * (h_prev - n) * z * (1.0 - z)
+    dn = dh * (ONE - z) * (ONE - n * n)
+    dr = dn * hn * r * (ONE - r)
+    dz = dh * (h_prev - n) * z * (ONE - z)
     dxp[j] = dhp[j] = dr
     dxp[H + j] = dhp[H + j] = dz
     dxp[2 * H + j] = dn

@@ -6,7 +6,7 @@ saved: [T,B,4H] the activated gates i, f, g, o; tanh(c) is recomputed.
 
 from ..config import gate
 from . import DENSE, Cell
-from .activations import sigmoid, tanh
+from .activations import ONE, sigmoid, tanh
 
 
 @gate
@@ -30,11 +30,11 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     g = saved[2 * H + j]
     o = saved[3 * H + j]
     tanh_c = tanh(c)
-    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
-    di = dc * g * i * (1.0 - i)
-    df = dc * c_prev * f * (1.0 - f)
-    dg = dc * i * (1.0 - g * g)
-    do = dh * tanh_c * o * (1.0 - o)
+    dc = dc + dh * o * (ONE - tanh_c * tanh_c)
+    di = dc * g * i * (ONE - i)
+    df = dc * c_prev * f * (ONE - f)
+    dg = dc * i * (ONE - g * g)
+    do = dh * tanh_c * o * (ONE - o)
     dxp[j] = dhp[j] = di
     dxp[H + j] = dhp[H + j] = df
     dxp[2 * H + j] = dhp[2 * H + j] = dg

@@ -21,13 +21,13 @@ import math
 
 from ..config import gate
 from . import NONE, Cell
-from .activations import sigmoid
+from .activations import ZERO, sigmoid
 
 
 @gate
 def forward(xp, hp, j, H, h_prev, c_prev, saved):
     pre_f, pre_i = xp[j], xp[H + j]
-    m = max(0.0, -pre_f, -pre_i)
+    m = max(ZERO, -pre_f, -pre_i)
     scale = math.exp(-m)
     e_f, e_i = math.exp(-pre_f - m), math.exp(-pre_i - m)
     n_f, n_i = scale + e_f, scale + e_i

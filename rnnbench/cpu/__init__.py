@@ -4,12 +4,16 @@ Every function takes and returns NumPy arrays; `rnnbench.model` holds the
 argument checks and walks layers and directions.
 """
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import numba
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from ..cells import DENSE, DIAGONAL, NONE, Cell
-from ..config import LARGE_STEP_FLOPS
+from ..config import LARGE_STEP_FLOPS, PARALLEL_FLOPS
 from .kernels import time_loops
 from .scan import chunk_length, scan_loops
 
@@ -59,12 +63,96 @@ def _rows(a: np.ndarray) -> np.ndarray:
 _GATE_FLOPS = 32
 
 
+def _step_flops(cell: Cell, batch: int, hidden_size: int) -> int:
+    """FLOPs of one time step's recurrent product and gate math."""
+    return batch * (cell.flops_per_step(0, hidden_size) + _GATE_FLOPS * cell.gates * hidden_size)
+
+
 def _large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
     """Whether a time step has work enough for BLAS."""
-    step_flops = batch * (
-        cell.flops_per_step(0, hidden_size) + _GATE_FLOPS * cell.gates * hidden_size
-    )
-    return step_flops >= LARGE_STEP_FLOPS
+    return _step_flops(cell, batch, hidden_size) >= LARGE_STEP_FLOPS
+
+
+def _loop_flops(cell: Cell, T: int, B: int, H: int, large: bool) -> float:
+    """The time loop's work, for `_in_blocks`; small steps stay on one thread
+    (their rows are too short for the loop to gain from splitting)."""
+    return T * _step_flops(cell, B, H) if large else 0
+
+
+# Threads for blocks of rows: the number Numba would use (NUMBA_NUM_THREADS).
+# Tests set it above the core count, so that small batches split too.
+THREADS = numba.config.NUMBA_NUM_THREADS
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="rnnbench")
+
+
+def _in_blocks(run, rows: int, flops: float) -> None:
+    """run(lo, hi) over blocks of range(rows) that together cover it, in parallel
+    when `flops` of work pay for the threads' hand-off (tens of microseconds).
+
+    Python threads, idle on a lock, rather than Numba's or OpenMP's pools, whose
+    idle threads spin: on this project's 2-core machine a spinning thread made
+    the other core's work several times slower. The kernels release the GIL.
+    """
+    blocks = min(THREADS, rows) if flops >= PARALLEL_FLOPS else 1
+    bounds = [(k * rows // blocks, (k + 1) * rows // blocks) for k in range(blocks)]
+    others = [_pool(THREADS).submit(run, lo, hi) for lo, hi in bounds[1:]]
+    run(*bounds[0])
+    for other in others:
+        other.result()
+
+
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> None:
+    """out = a @ b, or out += a @ b; a: [M,K], b: [K,N], blocks of rows in parallel."""
+
+    def block(lo, hi):
+        if accumulate:
+            out[lo:hi] += a[lo:hi] @ b
+        else:
+            np.matmul(a[lo:hi], b, out=out[lo:hi])
+
+    _in_blocks(block, a.shape[0], 2 * a.shape[0] * a.shape[1] * b.shape[1])
+
+
+def _matmul_transposed_left(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a.T @ b, a: [M,N], b: [M,K], as partial products over blocks of the M rows,
+    summed in row order (the same result whichever thread finishes first)."""
+    partials = {}
+
+    def block(lo, hi):
+        partials[lo] = a[lo:hi].T @ b[lo:hi]
+
+    _in_blocks(block, a.shape[0], 2 * a.shape[0] * a.shape[1] * b.shape[1])
+    first, *rest = (partials[lo] for lo in sorted(partials))
+    return sum(rest, first)
+
+
+@functools.cache
+def _blas():
+    """Every BLAS loaded: NumPy's, and SciPy's, which compiled kernels call for np.dot."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS before the look-up)
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def _one_blas_thread(function):
+    """Run `function` with BLAS kept to one thread: threads come from `_in_blocks`.
+
+    On this project's 2-core machine an idle OpenBLAS thread spins for about
+    0.1 s after each multi-threaded call, and spinning beside the time loops
+    made them 2-3x slower (LSTM, T=50, B=64, H=256 forward: 67-144 ms after a
+    two-thread input projection, 40 ms with one BLAS thread throughout).
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _blas().limit(limits=1):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _empty(dtype) -> np.ndarray:
@@ -72,6 +160,7 @@ def _empty(dtype) -> np.ndarray:
     return np.zeros(0, dtype)
 
 
+@_one_blas_thread
 def layer_forward(
     cell: Cell,
     params: dict,
@@ -92,7 +181,9 @@ def layer_forward(
     T, B, _ = x.shape
     H = h0.shape[1]
     dtype = x.dtype
-    x_proj = (_rows(x) @ params["weight_ih"].T + params["bias_ih"]).reshape(T, B, -1)
+    x_proj = np.empty((T, B, cell.gates * H), dtype)
+    _matmul(_rows(x), params["weight_ih"].T, _rows(x_proj))
+    x_proj += params["bias_ih"]
     h = np.empty((T + 1, B, H), dtype)
     h[T if reverse else 0] = h0
     c = np.empty((T + 1, B, H if cell.has_cell_state else 0), dtype)
@@ -105,19 +196,29 @@ def layer_forward(
         return Tape(x, h, c, saved, True)
     large = _large_step(cell, B, H)
     forward, _ = time_loops(cell)
-    forward(
-        reverse,
-        large,
-        x_proj,
-        np.ascontiguousarray(params.get("weight_hh", _empty(dtype))),
-        params.get("bias_hh", _empty(dtype)),
-        h,
-        c,
-        saved,
-        np.zeros((B, cell.gates * H), dtype),
-        np.empty((cell.gates * H, B), dtype),
-        out,
-        out_offset,
+    w_hh = np.ascontiguousarray(params.get("weight_hh", _empty(dtype)))
+    b_hh = params.get("bias_hh", _empty(dtype))
+    h_proj = np.zeros((B, cell.gates * H), dtype)
+    scratch = np.empty(cell.gates * H * B, dtype)
+    _in_blocks(
+        lambda lo, hi: forward(
+            reverse,
+            large,
+            lo,
+            hi,
+            x_proj,
+            w_hh,
+            b_hh,
+            h,
+            c,
+            saved,
+            h_proj,
+            scratch,
+            out,
+            out_offset,
+        ),
+        B,
+        _loop_flops(cell, T, B, H, large),
     )
     return Tape(x, h, c, saved, False)
 
@@ -128,6 +229,7 @@ def final_state(tape: Tape, reverse: bool):
     return tape.h[last], (tape.c[last] if tape.c.size else None)
 
 
+@_one_blas_thread
 def layer_backward(
     cell: Cell, params: dict, tape: Tape, reverse: bool, dy, dy_offset: int, dh_n, dc_n, dx
 ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
@@ -153,33 +255,39 @@ def layer_backward(
         w_hh = params.get("weight_hh", _empty(dtype))
         large = _large_step(cell, B, H)
         _, backward = time_loops(cell)
-        backward(
-            reverse,
-            large,
-            np.ascontiguousarray(w_hh.T),
-            tape.h,
-            tape.c,
-            tape.saved,
-            dy,
-            dy_offset,
-            dh,
-            dc,
-            dxp,
-            dhp,
-            np.empty((H, B), dtype),
+        w_hh_t = np.ascontiguousarray(w_hh.T)
+        scratch = np.empty(H * B, dtype)
+        _in_blocks(
+            lambda lo, hi: backward(
+                reverse,
+                large,
+                lo,
+                hi,
+                w_hh_t,
+                *tape[1:4],
+                dy,
+                dy_offset,
+                dh,
+                dc,
+                dxp,
+                dhp,
+                scratch,
+            ),
+            B,
+            _loop_flops(cell, T, B, H, large),
         )
     grads = {
-        "weight_ih": _rows(dxp).T @ _rows(tape.x),
+        "weight_ih": _matmul_transposed_left(_rows(dxp), _rows(tape.x)),
         "bias_ih": _rows(dxp).sum(axis=0),
     }
     h_prev = _rows(tape.h[1:] if reverse else tape.h[:-1])
     if cell.recurrence == DENSE:
-        grads["weight_hh"] = _rows(dhp).T @ h_prev
+        grads["weight_hh"] = _matmul_transposed_left(_rows(dhp), h_prev)
         grads["bias_hh"] = _rows(dhp).sum(axis=0)
     elif cell.recurrence == DIAGONAL:
         grads["weight_hh"] = (_rows(dhp) * h_prev).sum(axis=0)
         grads["bias_hh"] = _rows(dhp).sum(axis=0)
-    dx += (_rows(dxp) @ params["weight_ih"]).reshape(dx.shape)
+    _matmul(_rows(dxp), params["weight_ih"], _rows(dx), accumulate=True)
     dh0 = dh[T if reverse else 0]
     return grads, dh, dh0, (dc if cell.has_cell_state else None)
 

@@ -95,13 +95,12 @@ def matmul_transposed_accumulate(blas, a, b, out, scratch):
                 out[m, n] = acc
 
 
-def forward_units(xp, hp, h_prev, c_prev, h_new, c_new, saved, out):
+def forward_units(H, xp, hp, h_prev, c_prev, h_new, c_new, saved, out):
     """One step of one batch row: the cell's gate math over every hidden unit.
 
     xp, hp: [G*H] pre-activations   h_prev, c_prev: [H] (c_prev [0] without a cell
     state)   h_new, c_new, out: [H] and saved: [S*H] written
     """
-    H = h_prev.shape[0]
     for j in range(H):
         h, c = cell_forward(xp, hp, j, H, h_prev[j], c_prev[j] if has_c else 0.0, saved)
         h_new[j] = out[j] = h
@@ -109,13 +108,12 @@ def forward_units(xp, hp, h_prev, c_prev, h_new, c_new, saved, out):
             c_new[j] = c
 
 
-def backward_units(saved, h_prev, c_prev, h_new, c_new, dy, dh_new, dc, dxp, dhp, dh_prev):
+def backward_units(H, saved, h_prev, c_prev, h_new, c_new, dy, dh_new, dc, dxp, dhp, dh_prev):
     """The mirror of `forward_units`: one step of one batch row's BPTT.
 
     dy: [H] adds into dh_new: [H], dL/dh_t   dc: [H] dL/dc_t in, dL/dc_{t-1} out
     dxp, dhp: [G*H] and dh_prev: [H], the part of dL/dh_{t-1} outside hp, written
     """
-    H = h_prev.shape[0]
     for j in range(H):
         dh = dh_new[j] + dy[j]
         dh_new[j] = dh
@@ -135,29 +133,35 @@ def backward_units(saved, h_prev, c_prev, h_new, c_new, dy, dh_new, dc, dxp, dhp
         dc[j] = dc_prev
 
 
-def forward(reverse, large, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, out, out_offset):
+def forward(
+    reverse, large, lo, hi, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, out, out_offset
+):
     """Walk a layer-direction through time, writing h, c, saved and its output columns.
 
     x_proj: [T,B,G*H] W_ih x + b_ih   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
     b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
-    saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H,B], for the recurrent
+    saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H*B], for the recurrent
     pre-activations   out: [T,B,D*H], columns out_offset:out_offset+H written
-    large: the step is large enough for BLAS
+    large: the step is large enough for BLAS   lo, hi: the batch rows walked here
+    (rows never meet, so blocks of rows can run on separate threads)
     """
-    T, B, _ = x_proj.shape
+    T, _, GH = x_proj.shape
     H = h.shape[2]
+    rows_proj = h_proj[lo:hi]
+    rows_scratch = scratch[GH * lo : GH * hi].reshape(GH, hi - lo)
     for s in range(T):
         t = T - 1 - s if reverse else s
         prev = t + reverse
         new = t + 1 - reverse
         if recurrence == DENSE:
-            h_proj[:] = b_hh
-            matmul_transposed_accumulate(large, h[prev], w_hh, h_proj, scratch)
-        for b in range(B):
+            rows_proj[:] = b_hh
+            matmul_transposed_accumulate(large, h[prev, lo:hi], w_hh, rows_proj, rows_scratch)
+        for b in range(lo, hi):
             if recurrence == DIAGONAL:
                 for j in range(H):
                     h_proj[b, j] = w_hh[j] * h[prev, b, j] + b_hh[j]
             forward_units(
+                H,
                 x_proj[t, b],
                 h_proj[b],
                 h[prev, b],
@@ -169,23 +173,27 @@ def forward(reverse, large, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, ou
             )
 
 
-def backward(reverse, large, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp, scratch):
+def backward(
+    reverse, large, lo, hi, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp, scratch
+):
     """BPTT through a layer-direction; the mirror of `forward`.
 
     w_hh_t: [H,G*H] W_hh transposed (DENSE) or [H] (DIAGONAL)   dy: [T,B,D*H], columns
     dy_offset:dy_offset+H read   dh: [T+1,B,H] holds dL/dh_T (at the final index)
     on entry and dL/dh_t for every state on exit, dy included   dc: [B,H] dL/dc_T
     in, dL/dc_0 out   dxp, dhp: [T,B,G*H] written, gradients of the input and
-    recurrent pre-activations   scratch: [H,B]
+    recurrent pre-activations   scratch: [H*B]   large, lo, hi: as in `forward`
     """
-    T, B, _ = dxp.shape
+    T = dxp.shape[0]
     H = h.shape[2]
+    rows_scratch = scratch[H * lo : H * hi].reshape(H, hi - lo)
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if reverse else s
         prev = t + reverse
         new = t + 1 - reverse
-        for b in range(B):
+        for b in range(lo, hi):
             backward_units(
+                H,
                 saved[t, b],
                 h[prev, b],
                 c[prev, b],
@@ -202,4 +210,6 @@ def backward(reverse, large, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dh
                 for j in range(H):
                     dh[prev, b, j] += dhp[t, b, j] * w_hh_t[j]
         if recurrence == DENSE:
-            matmul_transposed_accumulate(large, dhp[t], w_hh_t, dh[prev], scratch)
+            matmul_transposed_accumulate(
+                large, dhp[t, lo:hi], w_hh_t, dh[prev, lo:hi], rows_scratch
+            )

@@ -1,0 +1,50 @@
+"""The CPU gate math compiles to vector code: a check on the generated LLVM IR, not a timing.
+
+A cell's float32 gate math runs about five times faster vectorised over hidden units
+(LSTM forward: 7 ns per unit against 37), and small changes lose it silently: a float64
+literal in a cell, reference counting inside the loop, too many run-time overlap checks
+(see `rnnbench.config`). Compiled in a fresh process with the disk cache off, since Numba
+shows no IR for functions it loaded from the cache.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from strategies import ARCHS
+
+PROGRAM = """
+import re, sys
+import numpy as np
+from rnnbench.cells import CELLS
+from rnnbench.config import cpu_units_kernel
+from rnnbench.cpu.kernels import backward_units, bind_cell, forward_units
+
+cell = CELLS[sys.argv[1]]
+flags = {"recurrence": cell.recurrence, "has_c": cell.has_cell_state}
+fu, bu = bind_cell(cell, (forward_units, backward_units), cpu_units_kernel, **flags)
+H = 4
+rows, units = np.zeros(cell.gates * H, np.float32), np.zeros(H, np.float32)
+saved = np.zeros(cell.saved * H, np.float32)
+c = units if cell.has_cell_state else np.zeros(0, np.float32)
+fu(H, rows, rows.copy(), units, c, units.copy(), c.copy(), saved, units.copy())
+bu(H, saved, units, c, units.copy(), c.copy(), units.copy(), units.copy(), units.copy(),
+   rows, rows.copy(), units.copy())
+for name, f in (("forward", fu), ("backward", bu)):
+    ir = "".join(f.inspect_llvm().values())
+    print(name, len(re.findall(r"store <\\d+ x float>", ir)))
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_float32_gate_math_is_vectorised(arch):
+    env = {**os.environ, "RNNBENCH_NO_CACHE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", PROGRAM, arch], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    stores = dict(line.split() for line in result.stdout.splitlines())
+    assert set(stores) == {"forward", "backward"}, result.stdout
+    for name, count in stores.items():
+        assert int(count) > 0, f"{arch} {name}_units has no vector stores: not vectorised"
