@@ -160,6 +160,12 @@ def _empty(dtype) -> np.ndarray:
     return np.zeros(0, dtype)
 
 
+def _recurrent_weight(cell: Cell, params: dict, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(W_hh, W_hh transposed), both C-contiguous; the transpose only for DENSE cells."""
+    w_hh = np.ascontiguousarray(params.get("weight_hh", _empty(dtype)))
+    return w_hh, (np.ascontiguousarray(w_hh.T) if cell.recurrence == DENSE else _empty(dtype))
+
+
 @_one_blas_thread
 def layer_forward(
     cell: Cell,
@@ -196,30 +202,18 @@ def layer_forward(
         return Tape(x, h, c, saved, True)
     large = _large_step(cell, B, H)
     forward, _ = time_loops(cell)
-    w_hh = np.ascontiguousarray(params.get("weight_hh", _empty(dtype)))
+    w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
     b_hh = params.get("bias_hh", _empty(dtype))
     h_proj = np.zeros((B, cell.gates * H), dtype)
     scratch = np.empty(cell.gates * H * B, dtype)
-    _in_blocks(
-        lambda lo, hi: forward(
-            reverse,
-            large,
-            lo,
-            hi,
-            x_proj,
-            w_hh,
-            b_hh,
-            h,
-            c,
-            saved,
-            h_proj,
-            scratch,
-            out,
-            out_offset,
-        ),
-        B,
-        _loop_flops(cell, T, B, H, large),
-    )
+
+    def rows(lo, hi):
+        forward(
+            reverse, large, lo, hi, x_proj, w_hh, w_hh_t, b_hh, h, c, saved, h_proj, scratch,
+            out, out_offset,
+        )  # fmt: skip
+
+    _in_blocks(rows, B, _loop_flops(cell, T, B, H, large))
     return Tape(x, h, c, saved, False)
 
 
@@ -252,30 +246,18 @@ def layer_backward(
         _, backward = scan_loops(cell)
         backward(reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp, chunk_length(T, B))
     else:
-        w_hh = params.get("weight_hh", _empty(dtype))
         large = _large_step(cell, B, H)
         _, backward = time_loops(cell)
-        w_hh_t = np.ascontiguousarray(w_hh.T)
+        w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
         scratch = np.empty(H * B, dtype)
-        _in_blocks(
-            lambda lo, hi: backward(
-                reverse,
-                large,
-                lo,
-                hi,
-                w_hh_t,
-                *tape[1:4],
-                dy,
-                dy_offset,
-                dh,
-                dc,
-                dxp,
-                dhp,
-                scratch,
-            ),
-            B,
-            _loop_flops(cell, T, B, H, large),
-        )
+
+        def rows(lo, hi):
+            backward(
+                reverse, large, lo, hi, w_hh, w_hh_t, tape.h, tape.c, tape.saved,
+                dy, dy_offset, dh, dc, dxp, dhp, scratch,
+            )  # fmt: skip
+
+        _in_blocks(rows, B, _loop_flops(cell, T, B, H, large))
     grads = {
         "weight_ih": _matmul_transposed_left(_rows(dxp), _rows(tape.x)),
         "bias_ih": _rows(dxp).sum(axis=0),

@@ -73,12 +73,13 @@ def _bind(template, variant: str, bindings: dict):
 
 
 @cpu_kernel
-def matmul_transposed_accumulate(blas, a, b, out, scratch):
-    """out += a @ b.T, a: [M,K], b: [N,K], out: [M,N], scratch: [N,M].
+def matmul_transposed_accumulate(blas, a, b, b_t, out, scratch):
+    """out += a @ b.T, a: [M,K], b: [N,K] and b_t: its transpose [K,N], out: [M,N].
 
-    With BLAS, as scratch = b @ a.T: OpenBLAS is several times faster with the
-    wide weight matrix on the left when M (the batch) is small. Without it, a
-    dot product per entry, vectorised over K, for products too small for BLAS.
+    With BLAS, as scratch: [N,M] = b @ a.T: OpenBLAS is several times faster
+    with the wide weight matrix on the left when M (the batch) is small.
+    Without, row m of out gathers a[m,k] * b_t[k] over k, each a vector
+    multiply-add along N: a step too small for BLAS streams b_t once per row.
     """
     M, N = out.shape
     if blas:
@@ -88,11 +89,10 @@ def matmul_transposed_accumulate(blas, a, b, out, scratch):
                 out[m, n] += scratch[n, m]
     else:
         for m in range(M):
-            for n in range(N):
-                acc = out[m, n]
-                for k in range(a.shape[1]):
-                    acc += a[m, k] * b[n, k]
-                out[m, n] = acc
+            for k in range(a.shape[1]):
+                a_mk = a[m, k]
+                for n in range(N):
+                    out[m, n] += a_mk * b_t[k, n]
 
 
 def forward_units(H, xp, hp, h_prev, c_prev, h_new, c_new, saved, out):
@@ -134,12 +134,27 @@ def backward_units(H, saved, h_prev, c_prev, h_new, c_new, dy, dh_new, dc, dxp, 
 
 
 def forward(
-    reverse, large, lo, hi, x_proj, w_hh, b_hh, h, c, saved, h_proj, scratch, out, out_offset
+    reverse,
+    large,
+    lo,
+    hi,
+    x_proj,
+    w_hh,
+    w_hh_t,
+    b_hh,
+    h,
+    c,
+    saved,
+    h_proj,
+    scratch,
+    out,
+    out_offset,
 ):
     """Walk a layer-direction through time, writing h, c, saved and its output columns.
 
     x_proj: [T,B,G*H] W_ih x + b_ih   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
-    b_hh: [G*H] or [H]   h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
+    w_hh_t: [H,G*H] W_hh transposed (DENSE)   b_hh: [G*H] or [H]
+    h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
     saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H*B], for the recurrent
     pre-activations   out: [T,B,D*H], columns out_offset:out_offset+H written
     large: the step is large enough for BLAS   lo, hi: the batch rows walked here
@@ -155,7 +170,9 @@ def forward(
         new = t + 1 - reverse
         if recurrence == DENSE:
             rows_proj[:] = b_hh
-            matmul_transposed_accumulate(large, h[prev, lo:hi], w_hh, rows_proj, rows_scratch)
+            matmul_transposed_accumulate(
+                large, h[prev, lo:hi], w_hh, w_hh_t, rows_proj, rows_scratch
+            )
         for b in range(lo, hi):
             if recurrence == DIAGONAL:
                 for j in range(H):
@@ -174,11 +191,11 @@ def forward(
 
 
 def backward(
-    reverse, large, lo, hi, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp, scratch
+    reverse, large, lo, hi, w_hh, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp, scratch
 ):
     """BPTT through a layer-direction; the mirror of `forward`.
 
-    w_hh_t: [H,G*H] W_hh transposed (DENSE) or [H] (DIAGONAL)   dy: [T,B,D*H], columns
+    w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)   w_hh_t: [H,G*H] (DENSE)   dy: [T,B,D*H], columns
     dy_offset:dy_offset+H read   dh: [T+1,B,H] holds dL/dh_T (at the final index)
     on entry and dL/dh_t for every state on exit, dy included   dc: [B,H] dL/dc_T
     in, dL/dc_0 out   dxp, dhp: [T,B,G*H] written, gradients of the input and
@@ -208,8 +225,8 @@ def backward(
             )
             if recurrence == DIAGONAL:
                 for j in range(H):
-                    dh[prev, b, j] += dhp[t, b, j] * w_hh_t[j]
+                    dh[prev, b, j] += dhp[t, b, j] * w_hh[j]
         if recurrence == DENSE:
             matmul_transposed_accumulate(
-                large, dhp[t, lo:hi], w_hh_t, dh[prev, lo:hi], rows_scratch
+                large, dhp[t, lo:hi], w_hh_t, w_hh, dh[prev, lo:hi], rows_scratch
             )
