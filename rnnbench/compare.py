@@ -61,15 +61,17 @@ def _seconds(run) -> float:
     return time.perf_counter() - start
 
 
-# Seconds to wait before each timed run. Both libraries keep their idle worker
-# threads spinning for a while after a call (OpenBLAS for ~0.1 s, torch's
-# OpenMP for less); one library's spinning threads would slow the other's run
-# on a small machine, so each run starts with the other's threads asleep.
+# Seconds to wait before each timed run. Both libraries' idle worker threads
+# may spin for a while after a call (OpenBLAS's for ~0.1 s, OpenMP's for
+# less); on a small machine one library's spinning threads would slow the
+# other's run, so each run starts with the other's threads asleep.
 PAUSE = 0.3
 
 
 def _idle_seconds(run) -> float:
+    """Seconds of `run` after a pause and one untimed run (caches and threads warm)."""
     time.sleep(PAUSE)
+    run()
     return _seconds(run)
 
 
