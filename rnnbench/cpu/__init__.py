@@ -105,14 +105,17 @@ def _in_blocks(run, rows: int, flops: float) -> None:
         other.result()
 
 
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> None:
-    """out = a @ b, or out += a @ b; a: [M,K], b: [K,N], blocks of rows in parallel."""
+def _matmul(a, b, out, bias=None, accumulate: bool = False) -> None:
+    """out = a @ b (+ bias: [N]), or out += a @ b; a: [M,K], b: [K,N], blocks of rows
+    in parallel (each adds its bias while its rows are in cache)."""
 
     def block(lo, hi):
         if accumulate:
             out[lo:hi] += a[lo:hi] @ b
         else:
             np.matmul(a[lo:hi], b, out=out[lo:hi])
+            if bias is not None:
+                out[lo:hi] += bias
 
     _in_blocks(block, a.shape[0], 2 * a.shape[0] * a.shape[1] * b.shape[1])
 
@@ -188,8 +191,7 @@ def layer_forward(
     H = h0.shape[1]
     dtype = x.dtype
     x_proj = np.empty((T, B, cell.gates * H), dtype)
-    _matmul(_rows(x), params["weight_ih"].T, _rows(x_proj))
-    x_proj += params["bias_ih"]
+    _matmul(_rows(x), params["weight_ih"].T, _rows(x_proj), bias=params["bias_ih"])
     h = np.empty((T + 1, B, H), dtype)
     h[T if reverse else 0] = h0
     c = np.empty((T + 1, B, H if cell.has_cell_state else 0), dtype)

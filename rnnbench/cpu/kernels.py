@@ -10,9 +10,8 @@ and `has_c` are the cell's, so Numba inlines the gate math and folds the
 flags. Each step is one matrix product (BLAS when it is large, else a loop)
 and, per batch row, one call of `forward_units` (`backward_units`): the
 gate math over hidden units, compiled without reference counting so that
-LLVM vectorises it. Threads come from BLAS alone: a second pool of Numba
-threads beside OpenBLAS's spinning ones made large steps 1.7-3x slower on
-2 cores.
+LLVM vectorises it. The loops themselves are serial over a block of batch
+rows; `rnnbench.cpu` runs blocks on threads when the steps are large.
 """
 
 import functools
