@@ -77,21 +77,30 @@ def matmul_transposed_accumulate(blas, a, b, b_t, out, scratch):
 
     With BLAS, as scratch: [N,M] = b @ a.T: OpenBLAS is several times faster
     with the wide weight matrix on the left when M (the batch) is small.
-    Without, row m of out gathers a[m,k] * b_t[k] over k, each a vector
-    multiply-add along N: a step too small for BLAS streams b_t once per row.
+    Without, for products too small for BLAS, each vector loop runs along the
+    longer of N and K: when N is the longer, row m of out gathers a[m,k] * b_t[k]
+    over k; otherwise each entry is a dot product of a[m] and b[n].
     """
     M, N = out.shape
+    K = a.shape[1]
     if blas:
         np.dot(b, a.T, scratch)
         for m in range(M):
             for n in range(N):
                 out[m, n] += scratch[n, m]
-    else:
+    elif N >= K:
         for m in range(M):
-            for k in range(a.shape[1]):
+            for k in range(K):
                 a_mk = a[m, k]
                 for n in range(N):
                     out[m, n] += a_mk * b_t[k, n]
+    else:
+        for m in range(M):
+            for n in range(N):
+                acc = out[m, n]
+                for k in range(K):
+                    acc += a[m, k] * b[n, k]
+                out[m, n] = acc
 
 
 def forward_units(H, xp, hp, h_prev, c_prev, h_new, c_new, saved, out):
