@@ -134,7 +134,6 @@ def run(args) -> int:
     for arch in archs:
         for T, B, H in shapes:
             for phase, (ours, peer) in _pair(torch, arch, T, B, H).items():
-                ours(), peer()
                 times = np.array(
                     [(_idle_seconds(ours), _idle_seconds(peer)) for _ in range(args.repeats)]
                 )

@@ -49,18 +49,24 @@ def tanh(x):
     """tanh(x); see the module docstring for the float32 form.
 
     Called from Python (as the CUDA simulator runs the cells), it is libm's, in
-    x's type: a Python float would turn NumPy's float64 ONE - y into float32.
+    x's NumPy type, so that `ONE - y` stays float64 for float64 data (NEP 50
+    makes float32 of a float32 scalar and a Python float).
     """
-    return type(x)(math.tanh(x))
+    return _like(x, math.tanh(x))
 
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), finite for every finite x of either sign.
 
     Called from Python, it runs the float64 form's source as plain Python, and
-    returns x's type as `tanh` does.
+    returns x's NumPy type as `tanh` does.
     """
-    return type(x)(_sigmoid_float64.py_func(x))
+    return _like(x, _sigmoid_float64.py_func(x))
+
+
+def _like(x, value):
+    """value as x's NumPy floating type, or a Python float."""
+    return x.dtype.type(value) if isinstance(x, np.floating) else float(value)
 
 
 @gate

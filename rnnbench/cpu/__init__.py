@@ -1,11 +1,15 @@
 """CPU backend: numba.njit time loops around NumPy's matrix products.
 
 Every function takes and returns NumPy arrays; `rnnbench.model` holds the
-argument checks and walks layers and directions.
+argument checks and walks layers and directions. Large products and loops
+split into blocks of rows on a pool of Python threads, BLAS kept to one
+thread inside (see `_in_blocks` and `_one_blas_thread`).
 """
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import NamedTuple
 
 import numba
@@ -73,41 +77,59 @@ def _large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
     return _step_flops(cell, batch, hidden_size) >= LARGE_STEP_FLOPS
 
 
-def _loop_flops(cell: Cell, T: int, B: int, H: int, large: bool) -> float:
-    """The time loop's work, for `_in_blocks`; small steps stay on one thread
-    (their rows are too short for the loop to gain from splitting)."""
-    return T * _step_flops(cell, B, H) if large else 0
+def _loop_flops(cell: Cell, T: int, B: int, H: int) -> int:
+    """The time loop's work, for `_in_blocks`; a loop of small steps stays on one
+    thread (its rows are too short to gain from splitting)."""
+    return T * _step_flops(cell, B, H) if _large_step(cell, B, H) else 0
 
 
-# Threads for blocks of rows: the number Numba would use (NUMBA_NUM_THREADS).
-# Tests set it above the core count, so that small batches split too.
+def _product_flops(a: np.ndarray, b: np.ndarray) -> int:
+    """FLOPs of a @ b for a: [M,K] and b: [K,N]."""
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+# Threads for blocks of rows: NUMBA_NUM_THREADS (the core count unless set).
+# Tests set it above the core count, so that small batches split too. How many
+# blocks a product or loop splits into changes its float rounding (BLAS takes
+# other paths for other row counts): results are repeatable for one setting.
 THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 @functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="rnnbench")
+def _pool() -> ThreadPoolExecutor:
+    """Workers for all blocks but the first, which the calling thread runs."""
+    return ThreadPoolExecutor(max(1, THREADS - 1), thread_name_prefix="rnnbench")
 
 
-def _in_blocks(run, rows: int, flops: float) -> None:
+# A forked child inherits the pool but not its threads: it starts a new one.
+os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
+def _in_blocks(run, rows: int, flops: int) -> None:
     """run(lo, hi) over blocks of range(rows) that together cover it, in parallel
-    when `flops` of work pay for the threads' hand-off (tens of microseconds).
+    when `flops` of work pay for the threads' hand-off (tens of microseconds):
+    at most one block per PARALLEL_FLOPS of work and per thread.
 
     Python threads, idle on a lock, rather than Numba's or OpenMP's pools, whose
     idle threads spin: on this project's 2-core machine a spinning thread made
     the other core's work several times slower. The kernels release the GIL.
+    Returns once every block has finished, raising the first block's error.
     """
-    blocks = min(THREADS, rows) if flops >= PARALLEL_FLOPS else 1
+    blocks = max(1, min(THREADS, rows, flops // max(PARALLEL_FLOPS, 1)))
     bounds = [(k * rows // blocks, (k + 1) * rows // blocks) for k in range(blocks)]
-    others = [_pool(THREADS).submit(run, lo, hi) for lo, hi in bounds[1:]]
-    run(*bounds[0])
+    others = [_pool().submit(run, lo, hi) for lo, hi in bounds[1:]]
+    try:
+        run(*bounds[0])
+    finally:
+        wait(others)
     for other in others:
         other.result()
 
 
 def _matmul(a, b, out, bias=None, accumulate: bool = False) -> None:
-    """out = a @ b (+ bias: [N]), or out += a @ b; a: [M,K], b: [K,N], blocks of rows
-    in parallel (each adds its bias while its rows are in cache)."""
+    """out = a @ b (+ bias: [N]), or out += a @ b; a: [M,K], b: [K,N], out: [M,N]
+    C-contiguous; blocks of rows in parallel, each adding its bias while its rows
+    are in cache."""
 
     def block(lo, hi):
         if accumulate:
@@ -117,18 +139,18 @@ def _matmul(a, b, out, bias=None, accumulate: bool = False) -> None:
             if bias is not None:
                 out[lo:hi] += bias
 
-    _in_blocks(block, a.shape[0], 2 * a.shape[0] * a.shape[1] * b.shape[1])
+    _in_blocks(block, a.shape[0], _product_flops(a, b))
 
 
 def _matmul_transposed_left(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a.T @ b, a: [M,N], b: [M,K], as partial products over blocks of the M rows,
-    summed in row order (the same result whichever thread finishes first)."""
+    summed in row order, whichever block finishes first."""
     partials = {}
 
     def block(lo, hi):
         partials[lo] = a[lo:hi].T @ b[lo:hi]
 
-    _in_blocks(block, a.shape[0], 2 * a.shape[0] * a.shape[1] * b.shape[1])
+    _in_blocks(block, a.shape[0], _product_flops(a.T, b))
     first, *rest = (partials[lo] for lo in sorted(partials))
     return sum(rest, first)
 
@@ -141,19 +163,36 @@ def _blas():
     return ThreadpoolController().select(user_api="blas")
 
 
+_blas_users = 0  # layer calls running now, on any thread
+_blas_lock = threading.Lock()
+_blas_limit = None  # the limit in force, which restores the counts from before it
+
+
 def _one_blas_thread(function):
     """Run `function` with BLAS kept to one thread: threads come from `_in_blocks`.
 
     On this project's 2-core machine an idle OpenBLAS thread spins for about
     0.1 s after each multi-threaded call, and spinning beside the time loops
     made them 2-3x slower (LSTM, T=50, B=64, H=256 forward: 67-144 ms after a
-    two-thread input projection, 40 ms with one BLAS thread throughout).
+    two-thread input projection, 40 ms with one BLAS thread throughout). The
+    limit is process-wide, so calls that overlap (from several threads) share
+    it: the first sets it, the last restores the counts from before the first.
     """
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with _blas().limit(limits=1):
+        global _blas_users, _blas_limit
+        with _blas_lock:
+            if _blas_users == 0:
+                _blas_limit = _blas().limit(limits=1)
+            _blas_users += 1
+        try:
             return function(*args, **kwargs)
+        finally:
+            with _blas_lock:
+                _blas_users -= 1
+                if _blas_users == 0:
+                    _blas_limit.restore_original_limits()
 
     return wrapper
 
@@ -202,7 +241,6 @@ def layer_forward(
         forward, _ = scan_loops(cell)
         forward(reverse, x_proj, h, saved, out, out_offset, chunk_length(T, B))
         return Tape(x, h, c, saved, True)
-    large = _large_step(cell, B, H)
     forward, _ = time_loops(cell)
     w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
     b_hh = params.get("bias_hh", _empty(dtype))
@@ -211,11 +249,11 @@ def layer_forward(
 
     def rows(lo, hi):
         forward(
-            reverse, large, lo, hi, x_proj, w_hh, w_hh_t, b_hh, h, c, saved, h_proj, scratch,
-            out, out_offset,
+            reverse, _large_step(cell, hi - lo, H), lo, hi, x_proj, w_hh, w_hh_t, b_hh,
+            h, c, saved, h_proj, scratch, out, out_offset,
         )  # fmt: skip
 
-    _in_blocks(rows, B, _loop_flops(cell, T, B, H, large))
+    _in_blocks(rows, B, _loop_flops(cell, T, B, H))
     return Tape(x, h, c, saved, False)
 
 
@@ -229,7 +267,7 @@ def final_state(tape: Tape, reverse: bool):
 def layer_backward(
     cell: Cell, params: dict, tape: Tape, reverse: bool, dy, dy_offset: int, dh_n, dc_n, dx
 ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """BPTT of one layer-direction; adds its input gradient into dx: [T,B,I].
+    """BPTT of one layer-direction; adds its input gradient into dx: [T,B,I], C-contiguous.
 
     dy: [T,B,D*H] read at columns dy_offset:dy_offset+H; dh_n, dc_n: [B,H].
     Returns (parameter gradients keyed as params, dh: [T+1,B,H] dL/dh for
@@ -248,18 +286,17 @@ def layer_backward(
         _, backward = scan_loops(cell)
         backward(reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp, chunk_length(T, B))
     else:
-        large = _large_step(cell, B, H)
         _, backward = time_loops(cell)
         w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
         scratch = np.empty(H * B, dtype)
 
         def rows(lo, hi):
             backward(
-                reverse, large, lo, hi, w_hh, w_hh_t, tape.h, tape.c, tape.saved,
-                dy, dy_offset, dh, dc, dxp, dhp, scratch,
+                reverse, _large_step(cell, hi - lo, H), lo, hi, w_hh, w_hh_t,
+                tape.h, tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, scratch,
             )  # fmt: skip
 
-        _in_blocks(rows, B, _loop_flops(cell, T, B, H, large))
+        _in_blocks(rows, B, _loop_flops(cell, T, B, H))
     grads = {
         "weight_ih": _matmul_transposed_left(_rows(dxp), _rows(tape.x)),
         "bias_ih": _rows(dxp).sum(axis=0),

@@ -1,0 +1,107 @@
+"""The CPU backend's threads: blocks of rows on a thread pool, BLAS kept to one thread
+inside layers (see `rnnbench.cpu._in_blocks` and `_one_blas_thread`)."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import rnnbench
+import rnnbench.cpu as cpu
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Every product and loop split into as many blocks as rows allow, up to 3."""
+    monkeypatch.setattr(cpu, "PARALLEL_FLOPS", 0)
+    monkeypatch.setattr(cpu, "THREADS", 3)
+    cpu._pool.cache_clear()
+    yield
+    cpu._pool.cache_clear()
+
+
+def test_blocks_cover_every_row_once(split_everything):
+    seen = []
+    lock = threading.Lock()
+
+    def run(lo, hi):
+        with lock:
+            seen.extend(range(lo, hi))
+
+    cpu._in_blocks(run, 7, flops=10**9)
+    assert sorted(seen) == list(range(7))
+
+
+def test_a_failing_block_raises_after_the_others_finish(split_everything):
+    finished = []
+
+    def run(lo, hi):
+        if lo == 0:
+            raise ValueError("block 0")
+        time.sleep(0.05)
+        finished.append(lo)
+
+    with pytest.raises(ValueError, match="block 0"):
+        cpu._in_blocks(run, 3, flops=10**9)
+    assert sorted(finished) == [1, 2]
+
+
+def test_matmul_blocks_match_numpy(split_everything):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 4))
+    bias = rng.standard_normal(4)
+    out = np.empty((7, 4))
+    cpu._matmul(a, b, out, bias=bias)
+    np.testing.assert_allclose(out, a @ b + bias, rtol=1e-13)
+    cpu._matmul(a, b, out, accumulate=True)
+    np.testing.assert_allclose(out, 2 * (a @ b) + bias, rtol=1e-13)
+    c = rng.standard_normal((7, 3))
+    np.testing.assert_allclose(cpu._matmul_transposed_left(a, c), a.T @ c, rtol=1e-13)
+
+
+def _blas_threads():
+    return [lib["num_threads"] for lib in cpu._blas().info()]
+
+
+def test_overlapping_calls_restore_the_blas_threads(split_everything):
+    before = _blas_threads()
+    model = rnnbench.RNN("lstm", 8, 16, dtype=np.float64, seed=0)
+    x = np.random.default_rng(1).standard_normal((20, 5, 8))
+    errors = []
+
+    def train():
+        try:
+            for _ in range(5):
+                model.forward(x)
+                model.backward(np.ones((20, 5, 16)))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=train) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert _blas_threads() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_pool(split_everything):
+    cpu._in_blocks(lambda lo, hi: time.sleep(0.05), 3, flops=10**9)  # two idle workers now
+    pid = os.fork()
+    if pid == 0:  # the child: must finish, not wait for the parent's threads
+        covered = []
+        cpu._in_blocks(lambda lo, hi: covered.extend(range(lo, hi)), 3, flops=10**9)
+        os._exit(0 if sorted(covered) == [0, 1, 2] else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    pytest.fail("the forked child hung in _in_blocks")
