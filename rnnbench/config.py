@@ -52,9 +52,6 @@ cpu_units_kernel = numba.njit(cache=CACHE, nogil=True, _nrt=False, **JIT_OPTIONS
 # checks run once per call, so the limit only bounds compile time. This is a
 # process-wide LLVM option; it changes what LLVM vectorises, never results.
 llvmlite.binding.set_option("rnnbench", "-vectorize-memory-check-threshold=1024")
-# The parallel scans over time, whose chunks run on Numba's threads (no BLAS
-# call runs inside them).
-cpu_parallel_kernel = numba.njit(cache=CACHE, nogil=True, parallel=True, **JIT_OPTIONS)
 
 # A CPU time step with at least this many floating-point operations is large:
 # its matrix product goes to BLAS. Below it, BLAS's call costs more than the
@@ -63,6 +60,9 @@ cpu_parallel_kernel = numba.njit(cache=CACHE, nogil=True, parallel=True, **JIT_O
 # 4.9 us; at B=16, H=64 (650 kFLOP) 29 against 9.5 us (the compiled loop
 # peaks near 20 GFLOP/s, bound by its stores).
 LARGE_STEP_FLOPS = int(os.environ.get("RNNBENCH_LARGE_STEP_FLOPS", "100000"))
+# FLOPs of a cell's pointwise gate math per gate and unit (a transcendental
+# counted as ~20), for the CPU's cost estimates below.
+GATE_FLOPS = 32
 # CPU work (a matrix product, a time loop with large steps) of at least this
 # many floating-point operations is split into blocks of rows on threads;
 # below it, handing blocks to threads costs more than it saves.

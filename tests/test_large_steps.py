@@ -3,7 +3,8 @@ against its small-step path (compiled loops, one thread), which the other tests'
 shapes take.
 
 The paths are forced through the backend's thresholds, `rnnbench.cpu.LARGE_STEP_FLOPS` and
-`PARALLEL_FLOPS`, with more threads than batch rows allow, so every row count splits.
+`rnnbench.cpu.threads.PARALLEL_FLOPS`, with more threads than batch rows allow, so every
+row count splits.
 """
 
 import math
@@ -23,8 +24,8 @@ def run(arch, case, dtype, threshold) -> dict:
     """y, final state parts and gradients of one forward and backward of `case`."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rnnbench.cpu, "LARGE_STEP_FLOPS", threshold)
-        patch.setattr(rnnbench.cpu, "PARALLEL_FLOPS", threshold)
-        patch.setattr(rnnbench.cpu, "THREADS", 3)
+        patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", threshold)
+        patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
         model = case.model(arch, dtype)
         arrays = case.arrays(model)
         y, final = model.forward(arrays.x, arrays.state)

@@ -11,18 +11,20 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import rnnbench
-from rnnbench.cpu import scan
+from rnnbench.cpu import scan, threads
 
 SCAN_CELLS = [arch for arch in rnnbench.architectures() if rnnbench.RNN(arch, 1, 1).parallel_scan]
 
 
 @contextlib.contextmanager
 def chunk_length(steps):
-    previous, scan.CHUNK_LENGTH = scan.CHUNK_LENGTH, steps
+    """Chunks of `steps` steps, split over up to 3 threads however small the work."""
+    saved = scan.CHUNK_LENGTH, threads.THREADS, threads.PARALLEL_FLOPS
+    scan.CHUNK_LENGTH, threads.THREADS, threads.PARALLEL_FLOPS = steps, 3, 0
     try:
         yield
     finally:
-        scan.CHUNK_LENGTH = previous
+        scan.CHUNK_LENGTH, threads.THREADS, threads.PARALLEL_FLOPS = saved
 
 
 def run(arch, parallel_scan, dtype, sizes, x, h0, dy, dh_n):

@@ -1,5 +1,5 @@
 """The CPU backend's threads: blocks of rows on a thread pool, BLAS kept to one thread
-inside layers (see `rnnbench.cpu._in_blocks` and `_one_blas_thread`)."""
+inside layers (see `rnnbench.cpu.threads` and `rnnbench.cpu._one_blas_thread`)."""
 
 import os
 import threading
@@ -10,16 +10,17 @@ import pytest
 
 import rnnbench
 import rnnbench.cpu as cpu
+from rnnbench.cpu import threads
 
 
 @pytest.fixture
 def split_everything(monkeypatch):
     """Every product and loop split into as many blocks as rows allow, up to 3."""
-    monkeypatch.setattr(cpu, "PARALLEL_FLOPS", 0)
-    monkeypatch.setattr(cpu, "THREADS", 3)
-    cpu._pool.cache_clear()
+    monkeypatch.setattr(threads, "PARALLEL_FLOPS", 0)
+    monkeypatch.setattr(threads, "THREADS", 3)
+    threads._pool.cache_clear()
     yield
-    cpu._pool.cache_clear()
+    threads._pool.cache_clear()
 
 
 def test_blocks_cover_every_row_once(split_everything):
@@ -30,7 +31,7 @@ def test_blocks_cover_every_row_once(split_everything):
         with lock:
             seen.extend(range(lo, hi))
 
-    cpu._in_blocks(run, 7, flops=10**9)
+    threads.in_blocks(run, 7, flops=10**9)
     assert sorted(seen) == list(range(7))
 
 
@@ -44,7 +45,7 @@ def test_a_failing_block_raises_after_the_others_finish(split_everything):
         finished.append(lo)
 
     with pytest.raises(ValueError, match="block 0"):
-        cpu._in_blocks(run, 3, flops=10**9)
+        threads.in_blocks(run, 3, flops=10**9)
     assert sorted(finished) == [1, 2]
 
 
@@ -79,22 +80,22 @@ def test_overlapping_calls_restore_the_blas_threads(split_everything):
         except Exception as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=train) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    callers = [threading.Thread(target=train) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
     assert not errors
     assert _blas_threads() == before
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_gets_its_own_pool(split_everything):
-    cpu._in_blocks(lambda lo, hi: time.sleep(0.05), 3, flops=10**9)  # two idle workers now
+    threads.in_blocks(lambda lo, hi: time.sleep(0.05), 3, flops=10**9)  # two idle workers now
     pid = os.fork()
     if pid == 0:  # the child: must finish, not wait for the parent's threads
         covered = []
-        cpu._in_blocks(lambda lo, hi: covered.extend(range(lo, hi)), 3, flops=10**9)
+        threads.in_blocks(lambda lo, hi: covered.extend(range(lo, hi)), 3, flops=10**9)
         os._exit(0 if sorted(covered) == [0, 1, 2] else 1)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

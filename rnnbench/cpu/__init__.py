@@ -3,23 +3,21 @@
 Every function takes and returns NumPy arrays; `rnnbench.model` holds the
 argument checks and walks layers and directions. Large products and loops
 split into blocks of rows on a pool of Python threads, BLAS kept to one
-thread inside (see `_in_blocks` and `_one_blas_thread`).
+thread inside (see `threads.in_blocks` and `_one_blas_thread`).
 """
 
 import functools
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ..cells import DENSE, DIAGONAL, NONE, Cell
-from ..config import LARGE_STEP_FLOPS, PARALLEL_FLOPS
+from ..config import GATE_FLOPS, LARGE_STEP_FLOPS
+from . import scan
 from .kernels import time_loops
-from .scan import chunk_length, scan_loops
+from .threads import in_blocks
 
 name = "cpu"
 
@@ -63,13 +61,9 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, a.shape[-1])
 
 
-# FLOPs of a cell's pointwise gate math per gate and unit, a transcendental counted as ~20.
-_GATE_FLOPS = 32
-
-
 def _step_flops(cell: Cell, batch: int, hidden_size: int) -> int:
     """FLOPs of one time step's recurrent product and gate math."""
-    return batch * (cell.flops_per_step(0, hidden_size) + _GATE_FLOPS * cell.gates * hidden_size)
+    return batch * (cell.flops_per_step(0, hidden_size) + GATE_FLOPS * cell.gates * hidden_size)
 
 
 def _large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
@@ -78,7 +72,7 @@ def _large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
 
 
 def _loop_flops(cell: Cell, T: int, B: int, H: int) -> int:
-    """The time loop's work, for `_in_blocks`; a loop of small steps stays on one
+    """The time loop's work, for `threads.in_blocks`; a loop of small steps stays on one
     thread (its rows are too short to gain from splitting)."""
     return T * _step_flops(cell, B, H) if _large_step(cell, B, H) else 0
 
@@ -86,44 +80,6 @@ def _loop_flops(cell: Cell, T: int, B: int, H: int) -> int:
 def _product_flops(a: np.ndarray, b: np.ndarray) -> int:
     """FLOPs of a @ b for a: [M,K] and b: [K,N]."""
     return 2 * a.shape[0] * a.shape[1] * b.shape[1]
-
-
-# Threads for blocks of rows: NUMBA_NUM_THREADS (the core count unless set).
-# Tests set it above the core count, so that small batches split too. How many
-# blocks a product or loop splits into changes its float rounding (BLAS takes
-# other paths for other row counts): results are repeatable for one setting.
-THREADS = numba.config.NUMBA_NUM_THREADS
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """Workers for all blocks but the first, which the calling thread runs."""
-    return ThreadPoolExecutor(max(1, THREADS - 1), thread_name_prefix="rnnbench")
-
-
-# A forked child inherits the pool but not its threads: it starts a new one.
-os.register_at_fork(after_in_child=_pool.cache_clear)
-
-
-def _in_blocks(run, rows: int, flops: int) -> None:
-    """run(lo, hi) over blocks of range(rows) that together cover it, in parallel
-    when `flops` of work pay for the threads' hand-off (tens of microseconds):
-    at most one block per PARALLEL_FLOPS of work and per thread.
-
-    Python threads, idle on a lock, rather than Numba's or OpenMP's pools, whose
-    idle threads spin: on this project's 2-core machine a spinning thread made
-    the other core's work several times slower. The kernels release the GIL.
-    Returns once every block has finished, raising the first block's error.
-    """
-    blocks = max(1, min(THREADS, rows, flops // max(PARALLEL_FLOPS, 1)))
-    bounds = [(k * rows // blocks, (k + 1) * rows // blocks) for k in range(blocks)]
-    others = [_pool().submit(run, lo, hi) for lo, hi in bounds[1:]]
-    try:
-        run(*bounds[0])
-    finally:
-        wait(others)
-    for other in others:
-        other.result()
 
 
 def _matmul(a, b, out, bias=None, accumulate: bool = False) -> None:
@@ -139,7 +95,7 @@ def _matmul(a, b, out, bias=None, accumulate: bool = False) -> None:
             if bias is not None:
                 out[lo:hi] += bias
 
-    _in_blocks(block, a.shape[0], _product_flops(a, b))
+    in_blocks(block, a.shape[0], _product_flops(a, b))
 
 
 def _matmul_transposed_left(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -150,7 +106,7 @@ def _matmul_transposed_left(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     def block(lo, hi):
         partials[lo] = a[lo:hi].T @ b[lo:hi]
 
-    _in_blocks(block, a.shape[0], _product_flops(a.T, b))
+    in_blocks(block, a.shape[0], _product_flops(a.T, b))
     first, *rest = (partials[lo] for lo in sorted(partials))
     return sum(rest, first)
 
@@ -169,7 +125,7 @@ _blas_limit = None  # the limit in force, which restores the counts from before 
 
 
 def _one_blas_thread(function):
-    """Run `function` with BLAS kept to one thread: threads come from `_in_blocks`.
+    """Run `function` with BLAS kept to one thread: threads come from `threads.in_blocks`.
 
     On this project's 2-core machine an idle OpenBLAS thread spins for about
     0.1 s after each multi-threaded call, and spinning beside the time loops
@@ -238,8 +194,7 @@ def layer_forward(
         c[T if reverse else 0] = c0
     saved = np.empty((T, B, cell.saved * H), dtype)
     if parallel_scan:
-        forward, _ = scan_loops(cell)
-        forward(reverse, x_proj, h, saved, out, out_offset, chunk_length(T, B))
+        scan.forward(cell, reverse, x_proj, h, saved, out, out_offset)
         return Tape(x, h, c, saved, True)
     forward, _ = time_loops(cell)
     w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
@@ -253,7 +208,7 @@ def layer_forward(
             h, c, saved, h_proj, scratch, out, out_offset,
         )  # fmt: skip
 
-    _in_blocks(rows, B, _loop_flops(cell, T, B, H))
+    in_blocks(rows, B, _loop_flops(cell, T, B, H))
     return Tape(x, h, c, saved, False)
 
 
@@ -283,8 +238,7 @@ def layer_backward(
     dxp = np.empty((T, B, rows), dtype)
     dhp = np.empty((T, B, rows), dtype) if cell.recurrence != NONE else dxp
     if tape.parallel_scan:
-        _, backward = scan_loops(cell)
-        backward(reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp, chunk_length(T, B))
+        scan.backward(cell, reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp)
     else:
         _, backward = time_loops(cell)
         w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
@@ -296,7 +250,7 @@ def layer_backward(
                 tape.h, tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, scratch,
             )  # fmt: skip
 
-        _in_blocks(rows, B, _loop_flops(cell, T, B, H))
+        in_blocks(rows, B, _loop_flops(cell, T, B, H))
     grads = {
         "weight_ih": _matmul_transposed_left(_rows(dxp), _rows(tape.x)),
         "bias_ih": _rows(dxp).sum(axis=0),

@@ -15,102 +15,176 @@ as in `kernels` (`bind_cell` specialises the templates per cell).
 
 import functools
 
-import numba
 import numpy as np
-from numba import prange
 
 from ..cells import Cell
-from ..config import cpu_parallel_kernel
+from ..config import GATE_FLOPS, cpu_kernel, cpu_units_kernel
+from . import threads
 from .kernels import bind_cell
 
 cell_forward = cell_backward = cell_decay = None  # bound per cell by `scan_loops`
 
 # Time steps per chunk. None picks just enough chunks to give every thread a
 # few (chunk, batch row) tasks; tests set it small so that short sequences
-# span many chunks.
+# span many chunks. More chunks cost more work: each chunk's states are
+# written twice.
 CHUNK_LENGTH = None
 
 
 def chunk_length(T: int, B: int) -> int:
     if CHUNK_LENGTH is not None:
         return CHUNK_LENGTH
-    chunks = min(T, -(-4 * numba.get_num_threads() // B))
+    chunks = min(T, -(-4 * threads.THREADS // B))
     return -(-T // chunks)
 
 
 @functools.cache
 def scan_loops(cell: Cell):
-    """(forward, backward): the scans compiled for one cell with a `Cell.scan`."""
-    return bind_cell(cell, (forward, backward), cpu_parallel_kernel, cell_decay=cell.scan)
+    """The scan's compiled passes for one cell with a `Cell.scan`: (forward_chunks,
+    forward_fixup, backward_chunks, backward_fixup)."""
+    rows = bind_cell(cell, (_forward_row, _backward_row), cpu_units_kernel, cell_decay=cell.scan)
+    templates = (forward_chunks, forward_fixup, backward_chunks, backward_fixup)
+    return bind_cell(
+        cell,
+        templates,
+        cpu_units_kernel,
+        cell_decay=cell.scan,
+        _forward_row=rows[0],
+        _backward_row=rows[1],
+    )
 
 
-@cpu_parallel_kernel
+def forward(cell, reverse, x_proj, h, saved, out, out_offset):
+    """The forward time loop of `kernels.forward` as a scan; same arguments and results.
+
+    x_proj: [T,B,G*H]   h: [T+1,B,H] with h0 in place   saved: [T,B,S*H]
+    out: [T,B,D*H], columns out_offset:out_offset+H written
+    """
+    T, B, _ = x_proj.shape
+    chunk, decay, last = _chunks(T, B, h.shape[2], h.dtype)
+    chunks_pass, fixup, _, _ = scan_loops(cell)
+    work = GATE_FLOPS * x_proj.size
+    no_recurrence = np.zeros(x_proj.shape[2], x_proj.dtype)
+    threads.in_blocks(
+        lambda lo, hi: chunks_pass(
+            reverse, x_proj, no_recurrence, h, saved, decay, last, chunk, lo, hi
+        ),
+        len(last) * B,
+        work,
+    )
+    _link(decay, last)
+    threads.in_blocks(
+        lambda lo, hi: fixup(reverse, h, saved, decay, last, out, out_offset, chunk, lo, hi),
+        len(last) * B,
+        work,
+    )
+
+
+def backward(cell, reverse, h, saved, dy, dy_offset, dh, dxp):
+    """BPTT of `forward` as a scan backwards in time: dL/dh_{t-1} = a_t dL/dh_t + dy_{t-1}.
+
+    Same arguments and results as `kernels.backward` for a cell with a scan:
+    dh: [T+1,B,H] holds dL/dh_T (at the final index) on entry and dL/dh_t for
+    every state on exit, dy included   dxp: [T,B,G*H] written by the cell's
+    backward from the full dL/dh_t
+    """
+    T, B, _ = dxp.shape
+    chunk, decay, last = _chunks(T, B, h.shape[2], h.dtype)
+    _, _, chunks_pass, fixup = scan_loops(cell)
+    work = GATE_FLOPS * dxp.size
+    threads.in_blocks(
+        lambda lo, hi: chunks_pass(reverse, saved, dy, dy_offset, dh, decay, last, chunk, lo, hi),
+        len(last) * B,
+        work,
+    )
+    _link(decay, last)
+    threads.in_blocks(
+        lambda lo, hi: fixup(reverse, h, saved, dh, dxp, decay, last, chunk, lo, hi),
+        len(last) * B,
+        work,
+    )
+    dh[T if reverse else 0] = last[-1]
+
+
+def _chunks(T: int, B: int, H: int, dtype):
+    """(steps per chunk, decay, last): [chunks,B,H] each, for each chunk the product
+    of its a's and its running, then last, value."""
+    chunk = chunk_length(T, B)
+    chunks = -(-T // chunk)
+    return chunk, np.empty((chunks, B, H), dtype), np.empty((chunks, B, H), dtype)
+
+
+@cpu_kernel
 def _link(decay, last):
-    """last[k] += decay[k] * last[k-1] in chunk order: each chunk's true last state.
+    """last[k] += decay[k] * last[k-1] in chunk order: each chunk's true last value.
 
-    decay, last: [chunks,B,H] each chunk's product of a and its local last state.
+    decay, last: [chunks,B,H] each chunk's product of a and its local last value.
     """
     chunks, B, H = last.shape
-    for b in prange(B):
+    for b in range(B):
         for k in range(1, chunks):
             for j in range(H):
                 last[k, b, j] += decay[k, b, j] * last[k - 1, b, j]
 
 
-def forward(reverse, x_proj, h, saved, out, out_offset, chunk):
-    """The forward time loop of `kernels.forward` as a scan; same arguments and results.
-
-    x_proj: [T,B,G*H]   h: [T+1,B,H] with h0 in place   saved: [T,B,S*H]
-    out: [T,B,D*H], columns out_offset:out_offset+H written   chunk: steps per chunk
-    """
-    T, B, GH = x_proj.shape
+def forward_chunks(reverse, x_proj, no_recurrence, h, saved, decay, last, chunk, lo, hi):
+    """The forward's tasks lo..hi (task k*B + b: chunk k of batch row b), each from a
+    zero state (chunk 0 from h0): states into h, decay and last state per chunk.
+    no_recurrence: [G*H] zeros, the cell's hp."""
+    T, B, _ = x_proj.shape
     H = h.shape[2]
-    chunks = -(-T // chunk)
-    no_recurrence = np.zeros(GH, x_proj.dtype)
-    decay = np.empty((chunks, B, H), x_proj.dtype)  # product of a over the chunk
-    last = np.empty((chunks, B, H), x_proj.dtype)  # running, then last, state
-    for task in prange(chunks * B):
+    for task in range(lo, hi):
         k, b = task // B, task % B
         for j in range(H):
             last[k, b, j] = h[T if reverse else 0, b, j] if k == 0 else 0.0
             decay[k, b, j] = 1.0
         for s in range(k * chunk, min(k * chunk + chunk, T)):
             t = T - 1 - s if reverse else s
-            for j in range(H):
-                h_new, _ = cell_forward(
-                    x_proj[t, b], no_recurrence, j, H, last[k, b, j], 0.0, saved[t, b]
-                )
-                h[t + 1 - reverse, b, j] = last[k, b, j] = h_new
-                decay[k, b, j] *= cell_decay(saved[t, b], j, H)
-    _link(decay, last)
-    for task in prange(chunks * B):
+            _forward_row(
+                H,
+                x_proj[t, b],
+                no_recurrence,
+                saved[t, b],
+                last[k, b],
+                decay[k, b],
+                h[t + 1 - reverse, b],
+            )
+
+
+def _forward_row(H, xp, no_recurrence, saved, last, decay, h):
+    """One step of one chunk and batch row, over hidden units: last becomes the
+    state, also written to h; decay gains the step's a. Rows as arguments, and H
+    given, so that LLVM sees distinct arrays and vectorises the loop."""
+    for j in range(H):
+        h[j] = last[j] = cell_forward(xp, no_recurrence, j, H, last[j], 0.0, saved)[0]
+        decay[j] *= cell_decay(saved, j, H)
+
+
+def forward_fixup(reverse, h, saved, decay, last, out, out_offset, chunk, lo, hi):
+    """The forward's tasks lo..hi once `_link` has run: each state of chunk k gains
+    (a's product so far) * the true last state of chunk k-1; output columns written."""
+    T, B = saved.shape[:2]
+    H = h.shape[2]
+    for task in range(lo, hi):
         k, b = task // B, task % B
-        decay[k, b] = 1.0
+        for j in range(H):
+            decay[k, b, j] = 1.0
         for s in range(k * chunk, min(k * chunk + chunk, T)):
             t = T - 1 - s if reverse else s
             new = t + 1 - reverse
-            if k > 0:
-                for j in range(H):
+            for j in range(H):
+                if k > 0:
                     decay[k, b, j] *= cell_decay(saved[t, b], j, H)
                     h[new, b, j] += decay[k, b, j] * last[k - 1, b, j]
-            out[t, b, out_offset : out_offset + H] = h[new, b]
+                out[t, b, out_offset + j] = h[new, b, j]
 
 
-def backward(reverse, h, saved, dy, dy_offset, dh, dxp, chunk):
-    """BPTT of `forward` as a scan backwards in time: dL/dh_{t-1} = a_t dL/dh_t + dy_{t-1}.
-
-    Same arguments and results as `kernels.backward` for a cell with a scan:
-    dh: [T+1,B,H] holds dL/dh_T (at the final index) on entry and dL/dh_t for
-    every state on exit, dy included   dxp: [T,B,G*H] written by the cell's
-    backward from the full dL/dh_t   chunk: steps per chunk
-    """
-    T, B = dxp.shape[:2]
-    H = h.shape[2]
-    chunks = -(-T // chunk)
-    decay = np.empty((chunks, B, H), dh.dtype)  # product of a over the chunk
-    last = np.empty((chunks, B, H), dh.dtype)  # running, then last, a_t dL/dh_t
-    # Chunk k holds the steps q = T-1-s of the reversed sequence.
-    for task in prange(chunks * B):
+def backward_chunks(reverse, saved, dy, dy_offset, dh, decay, last, chunk, lo, hi):
+    """The backward's tasks lo..hi, as `forward_chunks` backwards in time: chunk k
+    holds the steps q = T-1-s of the reversed sequence."""
+    T, B = saved.shape[:2]
+    H = dh.shape[2]
+    for task in range(lo, hi):
         k, b = task // B, task % B
         for j in range(H):
             last[k, b, j] = dh[0 if reverse else T, b, j] if k == 0 else 0.0
@@ -123,29 +197,40 @@ def backward(reverse, h, saved, dy, dy_offset, dh, dxp, chunk):
                 a = cell_decay(saved[t, b], j, H)
                 last[k, b, j] = a * dh[new, b, j]
                 decay[k, b, j] *= a
-    _link(decay, last)
-    for task in prange(chunks * B):
+
+
+def backward_fixup(reverse, h, saved, dh, dxp, decay, last, chunk, lo, hi):
+    """The backward's tasks lo..hi once `_link` has run: the true dL/dh_t, then the
+    cell's backward from it."""
+    T, B = saved.shape[:2]
+    H = h.shape[2]
+    for task in range(lo, hi):
         k, b = task // B, task % B
-        decay[k, b] = 1.0
+        for j in range(H):
+            decay[k, b, j] = 1.0
         for q in range(k * chunk, min(k * chunk + chunk, T)):
             t = q if reverse else T - 1 - q
             prev = t + reverse
             new = t + 1 - reverse
-            for j in range(H):
-                if k > 0:
-                    dh[new, b, j] += decay[k, b, j] * last[k - 1, b, j]
-                    decay[k, b, j] *= cell_decay(saved[t, b], j, H)
-                cell_backward(
-                    saved[t, b],
-                    j,
-                    H,
-                    h[prev, b, j],
-                    0.0,
-                    h[new, b, j],
-                    0.0,
-                    dh[new, b, j],
-                    0.0,
-                    dxp[t, b],
-                    dxp[t, b],
-                )
-    dh[T if reverse else 0] = last[chunks - 1]
+            _backward_row(
+                H,
+                k > 0,
+                saved[t, b],
+                h[prev, b],
+                h[new, b],
+                dh[new, b],
+                decay[k, b],
+                last[max(k - 1, 0), b],
+                dxp[t, b],
+            )
+
+
+def _backward_row(H, fix, saved, h_prev, h, dh, decay, last_before, dxp):
+    """One step of one chunk and batch row, over hidden units: with `fix`, dh gains
+    decay * the last value of the chunk before; then the cell's backward from it.
+    Rows as arguments and H given, as in `_forward_row`."""
+    for j in range(H):
+        if fix:
+            dh[j] += decay[j] * last_before[j]
+            decay[j] *= cell_decay(saved, j, H)
+        cell_backward(saved, j, H, h_prev[j], 0.0, h[j], 0.0, dh[j], 0.0, dxp, dxp)
