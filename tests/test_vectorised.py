@@ -48,3 +48,38 @@ def test_float32_gate_math_is_vectorised(arch):
     assert set(stores) == {"forward", "backward"}, result.stdout
     for name, count in stores.items():
         assert int(count) > 0, f"{arch} {name}_units has no vector arithmetic: not vectorised"
+
+
+SCAN_PROGRAM = """
+import re, sys
+import numpy as np
+from rnnbench.cells import CELLS
+from rnnbench.config import cpu_units_kernel
+from rnnbench.cpu import scan
+from rnnbench.cpu.kernels import bind_cell
+
+cell = CELLS[sys.argv[1]]
+fr, br = bind_cell(cell, (scan._forward_row, scan._backward_row), cpu_units_kernel,
+                   cell_decay=cell.scan)
+H = 4
+rows, units = np.zeros(cell.gates * H, np.float32), np.zeros(H, np.float32)
+saved = np.zeros(cell.saved * H, np.float32)
+fr(H, rows, rows.copy(), saved, units, units.copy(), units.copy())
+br(H, True, saved, units, units.copy(), units.copy(), units.copy(), units.copy(), rows)
+for name, f in (("forward", fr), ("backward", br)):
+    ir = "".join(f.inspect_llvm().values())
+    print(name, len(re.findall(r"= (fadd|fsub|fmul|fdiv)[^<]*<\\d+ x float>", ir)))
+"""
+# minLSTM's forward calls exp, which LLVM vectorises only with a vector math library.
+SCAN_ROWS = [("mingru", "forward"), ("mingru", "backward"), ("minlstm", "backward")]
+
+
+@pytest.mark.parametrize(("arch", "row"), SCAN_ROWS)
+def test_float32_scan_rows_are_vectorised(arch, row):
+    env = {**os.environ, "RNNBENCH_NO_CACHE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", SCAN_PROGRAM, arch], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    stores = dict(line.split() for line in result.stdout.splitlines())
+    assert int(stores[row]) > 0, f"{arch} scan {row} row has no vector arithmetic"
