@@ -44,7 +44,9 @@ cpu_kernel = numba.njit(cache=CACHE, nogil=True, **JIT_OPTIONS)
 # LLVM vectorises only without Numba's reference counting: inlining a cell's
 # array arguments leaves increments and decrements in the loop, and the
 # vectoriser runs before they are pruned (7 ns per LSTM unit against 37).
-# Its callers (`cpu_kernel`s) keep the arrays alive.
+# The scans' passes, which call the cells in such loops too, compile with it.
+# None of these allocates; their callers (compiled, or Python) keep the
+# arrays alive.
 cpu_units_kernel = numba.njit(cache=CACHE, nogil=True, _nrt=False, **JIT_OPTIONS)
 # LLVM vectorises such a loop behind run-time checks that its arrays do not
 # overlap, one per pair of pointers, and gives up past 128 checks by default:

@@ -63,20 +63,15 @@ def forward(cell, reverse, x_proj, h, saved, out, out_offset):
     T, B, _ = x_proj.shape
     chunk, decay, last = _chunks(T, B, h.shape[2], h.dtype)
     chunks_pass, fixup, _, _ = scan_loops(cell)
-    work = GATE_FLOPS * x_proj.size
     no_recurrence = np.zeros(x_proj.shape[2], x_proj.dtype)
-    threads.in_blocks(
+    _passes(
         lambda lo, hi: chunks_pass(
             reverse, x_proj, no_recurrence, h, saved, decay, last, chunk, lo, hi
         ),
-        len(last) * B,
-        work,
-    )
-    _link(decay, last)
-    threads.in_blocks(
         lambda lo, hi: fixup(reverse, h, saved, decay, last, out, out_offset, chunk, lo, hi),
-        len(last) * B,
-        work,
+        decay,
+        last,
+        GATE_FLOPS * x_proj.size,
     )
 
 
@@ -91,19 +86,23 @@ def backward(cell, reverse, h, saved, dy, dy_offset, dh, dxp):
     T, B, _ = dxp.shape
     chunk, decay, last = _chunks(T, B, h.shape[2], h.dtype)
     _, _, chunks_pass, fixup = scan_loops(cell)
-    work = GATE_FLOPS * dxp.size
-    threads.in_blocks(
+    _passes(
         lambda lo, hi: chunks_pass(reverse, saved, dy, dy_offset, dh, decay, last, chunk, lo, hi),
-        len(last) * B,
-        work,
-    )
-    _link(decay, last)
-    threads.in_blocks(
         lambda lo, hi: fixup(reverse, h, saved, dh, dxp, decay, last, chunk, lo, hi),
-        len(last) * B,
-        work,
+        decay,
+        last,
+        GATE_FLOPS * dxp.size,
     )
     dh[T if reverse else 0] = last[-1]
+
+
+def _passes(chunks_pass, fixup, decay, last, flops: int) -> None:
+    """The scan's three passes: chunks_pass(lo, hi) and fixup(lo, hi) over the
+    (chunk, batch row) tasks in blocks on threads, `_link` between them."""
+    tasks = last.shape[0] * last.shape[1]
+    threads.in_blocks(chunks_pass, tasks, flops)
+    _link(decay, last)
+    threads.in_blocks(fixup, tasks, flops)
 
 
 def _chunks(T: int, B: int, H: int, dtype):
