@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
-	$(CUDA_SIMULATOR) $(PY) -m pytest tests/test_cuda.py tests/test_cuda_scan.py
+	$(CUDA_SIMULATOR) $(PY) -m pytest tests/test_cuda.py tests/test_cuda_scan.py tests/test_own_cell.py::test_cuda_matches_cpu
 	$(VENV)/bin/rnnbench ptx --cc 8.0 --cc 9.0
 
 # The asv suite on .venv's Python (`asv run -E existing`), results saved for

@@ -1,12 +1,9 @@
 """Numba settings for every kernel in rnnbench, in one place.
 
-Cells, CPU drivers and CUDA kernels take their decorators from here.
+`rnnbench.jit` builds the decorators of cells, CPU drivers and CUDA kernels from these.
 """
 
 import os
-
-import llvmlite.binding
-import numba
 
 # Floating-point relaxations that let LLVM vectorise reductions and fuse
 # multiply-adds. `nnan` and `ninf` stay off: saturated gates and overflow
@@ -33,27 +30,8 @@ CUDA_MAX_BLOCKS = int(os.environ.get("RNNBENCH_CUDA_MAX_BLOCKS", "1024"))
 # check, whose branch stops LLVM from vectorising loops that divide.
 ERROR_MODEL = "numpy"
 
-# Scalar gate math shared by both backends: the CPU drivers call it, and
-# numba.cuda compiles the same functions as device functions.
+# Options of every CPU kernel and of the cells' gate math compiled into them.
 JIT_OPTIONS = {"fastmath": FASTMATH, "error_model": ERROR_MODEL}
-gate = numba.njit(cache=CACHE, inline="always", **JIT_OPTIONS)
-
-# CPU drivers that walk time, batch and hidden units.
-cpu_kernel = numba.njit(cache=CACHE, nogil=True, **JIT_OPTIONS)
-# The gate math of one time step and batch row, a loop over hidden units that
-# LLVM vectorises only without Numba's reference counting: inlining a cell's
-# array arguments leaves increments and decrements in the loop, and the
-# vectoriser runs before they are pruned (7 ns per LSTM unit against 37).
-# The scans' passes, which call the cells in such loops too, compile with it.
-# None of these allocates; their callers (compiled, or Python) keep the
-# arrays alive.
-cpu_units_kernel = numba.njit(cache=CACHE, nogil=True, _nrt=False, **JIT_OPTIONS)
-# LLVM vectorises such a loop behind run-time checks that its arrays do not
-# overlap, one per pair of pointers, and gives up past 128 checks by default:
-# an LSTM's backward (four gates in each of saved, dxp, dhp) needs more. The
-# checks run once per call, so the limit only bounds compile time. This is a
-# process-wide LLVM option; it changes what LLVM vectorises, never results.
-llvmlite.binding.set_option("rnnbench", "-vectorize-memory-check-threshold=1024")
 
 # A CPU time step with at least this many floating-point operations is large:
 # its matrix product goes to BLAS. Below it, BLAS's call costs more than the

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from .backend import final_state
 from .cells import CELLS
 
 BACKENDS = ("cpu", "cuda")
@@ -231,12 +232,11 @@ class RNN:
                     self.parallel_scan,
                 )
                 tapes.append(tape)
-                h_last, c_last = backend.final_state(tape, bool(direction))
+                h_last, c_last = final_state(tape, bool(direction))
                 h_n.append(h_last)
                 c_n.append(c_last)
             layer_input = y
         self._tapes = tapes
-        self._batch = B
         h_n = self._output(backend.stack(h_n))
         state = (h_n, self._output(backend.stack(c_n))) if self.cell.has_cell_state else h_n
         return self._output(layer_input), state

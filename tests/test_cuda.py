@@ -257,6 +257,8 @@ def test_ptx_compiles_every_kernel_with_nvvm():
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for name, cell in ptx.kernels():
+        if cell is not None and not cell.forward.__module__.startswith("rnnbench."):
+            continue  # a cell this process registered (tests/test_own_cell.py), not the command
         label = name if cell is None else f"{name}[{cell.name}]"
         matching = [line for line in lines if line.split()[:3] == [label, "float32", "sm_90"]]
         assert len(matching) == 1 and " ok " in matching[0], (label, result.stdout)
@@ -264,13 +266,16 @@ def test_ptx_compiles_every_kernel_with_nvvm():
 
 def test_float32_gate_math_is_not_approximated():
     """Fastmath on CUDA would turn the cells' float32 tanh into tanh.approx.f32
-    (2^-11 relative error), which the simulator cannot show."""
+    (2^-11 relative error) and their divisions into div.approx.f32, which the
+    simulator cannot show. The gates' own CUDA options decide this (`rnnbench.jit`):
+    compiled with the CPU's fastmath flags, the float32 tanh divided approximately."""
     result = python(
         "from numba import cuda\n"
         "from rnnbench.cells import CELLS\n"
         "from rnnbench.config import CUDA_FASTMATH\n"
-        "from rnnbench.cuda import kernels, ptx\n"
-        "with ptx._device_functions_for((9, 0)):\n"
+        "from rnnbench._compat import device_functions_for\n"
+        "from rnnbench.cuda import kernels\n"
+        "with device_functions_for((9, 0)):\n"
         "    code, _ = cuda.compile_ptx(\n"
         "        kernels.python_function('step_forward', CELLS['lstm']),\n"
         "        kernels.signature('step_forward', 'float32'),\n"
@@ -279,6 +284,7 @@ def test_float32_gate_math_is_not_approximated():
     )
     assert result.returncode == 0, result.stderr
     assert ".entry" in result.stdout and "tanh.approx" not in result.stdout
+    assert "div.approx" not in result.stdout and "div.rn.f32" in result.stdout
 
 
 def test_ptx_exits_nonzero_when_a_kernel_fails():

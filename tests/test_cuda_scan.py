@@ -15,7 +15,7 @@ if not cuda.is_available():
     )
 
 import rnnbench
-from rnnbench.cuda.kernels import THREADS
+from rnnbench.cuda.threads import THREADS
 
 SCAN_CELLS = ("mingru", "minlstm")
 # Largest |cuda - cpu| relative to max(1, |cpu|). float64: the same operations

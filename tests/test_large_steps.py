@@ -2,7 +2,7 @@
 against its small-step path (compiled loops, one thread), which the other tests' small
 shapes take.
 
-The paths are forced through the backend's thresholds, `rnnbench.cpu.LARGE_STEP_FLOPS` and
+The paths are forced through the backend's thresholds, `rnnbench.cpu.loops.LARGE_STEP_FLOPS` and
 `rnnbench.cpu.threads.PARALLEL_FLOPS`, with more threads than batch rows allow, so every
 row count splits.
 """
@@ -23,7 +23,7 @@ SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
 def run(arch, case, dtype, threshold) -> dict:
     """y, final state parts and gradients of one forward and backward of `case`."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rnnbench.cpu, "LARGE_STEP_FLOPS", threshold)
+        patch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
         model = case.model(arch, dtype)

@@ -1,5 +1,5 @@
 """The CPU backend's threads: blocks of rows on a thread pool, BLAS kept to one thread
-inside layers (see `rnnbench.cpu.threads` and `rnnbench.cpu._one_blas_thread`)."""
+inside layers (see `rnnbench.cpu.threads` and `rnnbench.cpu.threads.one_blas_thread`)."""
 
 import os
 import threading
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import rnnbench
-import rnnbench.cpu as cpu
 from rnnbench.cpu import threads
 
 
@@ -54,16 +53,16 @@ def test_matmul_blocks_match_numpy(split_everything):
     a, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 4))
     bias = rng.standard_normal(4)
     out = np.empty((7, 4))
-    cpu._matmul(a, b, out, bias=bias)
+    threads.matmul(a, b, out, bias=bias)
     np.testing.assert_allclose(out, a @ b + bias, rtol=1e-13)
-    cpu._matmul(a, b, out, accumulate=True)
+    threads.matmul(a, b, out, accumulate=True)
     np.testing.assert_allclose(out, 2 * (a @ b) + bias, rtol=1e-13)
     c = rng.standard_normal((7, 3))
-    np.testing.assert_allclose(cpu._matmul_transposed_left(a, c), a.T @ c, rtol=1e-13)
+    np.testing.assert_allclose(threads.matmul_transposed_left(a, c), a.T @ c, rtol=1e-13)
 
 
 def _blas_threads():
-    return [lib["num_threads"] for lib in cpu._blas().info()]
+    return [lib["num_threads"] for lib in threads._blas().info()]
 
 
 def test_overlapping_calls_restore_the_blas_threads(split_everything):

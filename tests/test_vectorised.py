@@ -3,8 +3,8 @@
 A cell's float32 gate math runs about five times faster vectorised over hidden units
 (LSTM forward: 7 ns per unit against 37), and small changes lose it silently: a float64
 literal in a cell, reference counting inside the loop, too many run-time overlap checks
-(see `rnnbench.config`). Compiled in a fresh process with the disk cache off, since Numba
-shows no IR for functions it loaded from the cache.
+(see `rnnbench.jit` and `rnnbench._compat`). Compiled in a fresh process with the disk
+cache off, since Numba shows no IR for functions it loaded from the cache.
 """
 
 import os
@@ -18,12 +18,13 @@ PROGRAM = """
 import re, sys
 import numpy as np
 from rnnbench.cells import CELLS
-from rnnbench.config import cpu_units_kernel
-from rnnbench.cpu.kernels import backward_units, bind_cell, forward_units
+from rnnbench.cpu.loops import units
+from rnnbench.jit import cpu_kernel
 
 cell = CELLS[sys.argv[1]]
-flags = {"recurrence": cell.recurrence, "has_c": cell.has_cell_state}
-fu, bu = bind_cell(cell, (forward_units, backward_units), cpu_units_kernel, **flags)
+forward_units, backward_units = units(cell)
+fu = cpu_kernel(lambda *args: forward_units(*args))
+bu = cpu_kernel(lambda *args: backward_units(*args))
 H = 4
 rows, units = np.zeros(cell.gates * H, np.float32), np.zeros(H, np.float32)
 saved = np.zeros(cell.saved * H, np.float32)
@@ -54,13 +55,13 @@ SCAN_PROGRAM = """
 import re, sys
 import numpy as np
 from rnnbench.cells import CELLS
-from rnnbench.config import cpu_units_kernel
-from rnnbench.cpu import scan
-from rnnbench.cpu.kernels import bind_cell
+from rnnbench.cpu.scan import scan_rows
+from rnnbench.jit import cpu_kernel
 
 cell = CELLS[sys.argv[1]]
-fr, br = bind_cell(cell, (scan._forward_row, scan._backward_row), cpu_units_kernel,
-                   cell_decay=cell.scan)
+forward_row, backward_row = scan_rows(cell)
+fr = cpu_kernel(lambda *args: forward_row(*args))
+br = cpu_kernel(lambda *args: backward_row(*args))
 H = 4
 rows, units = np.zeros(cell.gates * H, np.float32), np.zeros(H, np.float32)
 saved = np.zeros(cell.saved * H, np.float32)

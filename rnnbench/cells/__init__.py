@@ -1,9 +1,15 @@
 """The recurrent cells: each module holds one cell's gate math and its derivative.
 
 `CELLS` maps every architecture name to its `Cell`, in the stable order that
-`rnnbench.architectures()` reports.
+`rnnbench.architectures()` reports: the built-in cells, then the user's, added
+by `register_cell` or found through the plugins named below.
 """
 
+import collections.abc
+import importlib
+import importlib.metadata
+import os
+import warnings
 from typing import Any, NamedTuple
 
 # How the previous hidden state enters the gate pre-activations.
@@ -14,6 +20,13 @@ NONE = 2  # not at all: the gates see only the input
 
 class Cell(NamedTuple):
     """One architecture, as the drivers of both backends see it.
+
+    The built-in cells and a user's own are alike: write the scalar functions
+    below, decorate each (and any function they call) with `rnnbench.gate`,
+    and pass the `Cell` to `rnnbench.register_cell`; `rnnbench.RNN(name, ...)`
+    then runs it on either backend, stacked, bidirectional, with BPTT. Use
+    float32 constants (`cells.activations.ONE`) in the math: a Python float
+    literal makes float32 gate math float64, and slower.
 
     The scalar functions work on one batch row and one hidden unit j:
 
@@ -71,19 +84,116 @@ class Cell(NamedTuple):
         return flops
 
 
-def _registry() -> dict[str, Cell]:
+# Fresh processes (the asv suite, the CLI) find user cells here: the entry-point
+# group, and a comma-separated list of modules to import. Importing a module
+# found either way registers its cells; an entry point may also name a `Cell`.
+ENTRY_POINTS = "rnnbench.cells"
+MODULES_VARIABLE = "RNNBENCH_CELLS"
+
+
+class _Registry(collections.abc.Mapping):
+    """Name -> `Cell`: the built-ins, then user cells; plugins load on first read."""
+
+    def __init__(self):
+        self._cells: dict[str, Cell] = {}
+        self._builtin: frozenset = frozenset()
+        self._plugins_loaded = False
+
+    def _read(self) -> dict[str, Cell]:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True  # first, so plugins may read and register
+            _load_plugins()
+        return self._cells
+
+    def __getitem__(self, name: str) -> Cell:
+        return self._read()[name]
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
+CELLS = _Registry()
+
+
+def register_cell(cell: Cell) -> Cell:
+    """Add a user's cell to `CELLS` (and so to `rnnbench.architectures()`), or replace the
+    user cell of the same name, so that an edited cell can be registered again.
+
+    Raises TypeError or ValueError, naming the field, for anything the kernels
+    could not run: see the `Cell` docstring for the contract. Returns `cell`.
+    """
+    _check_cell(cell)
+    if cell.name in CELLS._builtin:
+        raise ValueError(f"cell.name {cell.name!r} is a built-in architecture; choose another")
+    CELLS._cells[cell.name] = cell
+    return cell
+
+
+def _check_cell(cell) -> None:
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be an rnnbench.Cell, got {type(cell).__name__}")
+    if not (isinstance(cell.name, str) and cell.name.isidentifier()):
+        raise ValueError(f"cell.name must be a Python identifier, got {cell.name!r}")
+    for field, minimum in (("gates", 1), ("saved", 0)):
+        value = getattr(cell, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"cell.{field} must be an integer >= {minimum}, got {value!r}")
+    if cell.recurrence not in (DENSE, DIAGONAL, NONE):
+        raise ValueError(
+            f"cell.recurrence must be rnnbench.DENSE, DIAGONAL or NONE, got {cell.recurrence!r}"
+        )
+    if cell.recurrence == DIAGONAL and cell.gates != 1:
+        raise ValueError(f"cell.gates must be 1 for recurrence DIAGONAL, got {cell.gates}")
+    if not isinstance(cell.has_cell_state, bool):
+        raise TypeError(f"cell.has_cell_state must be a bool, got {cell.has_cell_state!r}")
+    for field in ("forward", "backward", "scan"):
+        function = getattr(cell, field)
+        if (function is not None or field != "scan") and not hasattr(function, "rnnbench_typing"):
+            raise TypeError(f"cell.{field} must be a function decorated with @rnnbench.gate")
+    if cell.scan is not None and (cell.recurrence != NONE or cell.has_cell_state):
+        raise ValueError(
+            "cell.scan needs recurrence NONE and no cell state (a step h = a * h_prev + b)"
+        )
+
+
+def _load_plugins() -> None:
+    """Import the modules named by the entry points and RNNBENCH_CELLS; a plugin that fails
+    is a warning naming it, and the other cells stay usable."""
+    plugins = [
+        (f"entry point {ep.name!r} ({ep.value})", ep.load)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)
+    ]
+    names = [name.strip() for name in os.environ.get(MODULES_VARIABLE, "").split(",")]
+    plugins += [
+        (f"{MODULES_VARIABLE} module {name!r}", lambda name=name: importlib.import_module(name))
+        for name in names
+        if name
+    ]
+    for what, load in plugins:
+        try:
+            loaded = load()
+            if isinstance(loaded, Cell):
+                register_cell(loaded)
+        except Exception as error:  # one broken plugin must not hide every cell
+            warnings.warn(
+                f"rnnbench could not load the cells of {what}: {type(error).__name__}: {error}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+
+def _register_builtins() -> None:
     from . import elman, gru, indrnn, lstm, mingru, minlstm
 
-    cells = [
-        elman.RNN_TANH,
-        elman.RNN_RELU,
-        lstm.LSTM,
-        gru.GRU,
-        indrnn.INDRNN,
-        mingru.MINGRU,
+    cells = (
+        elman.RNN_TANH, elman.RNN_RELU, lstm.LSTM, gru.GRU, indrnn.INDRNN, mingru.MINGRU,
         minlstm.MINLSTM,
-    ]
-    return {cell.name: cell for cell in cells}
+    )  # fmt: skip
+    CELLS._cells.update((cell.name, cell) for cell in cells)
+    CELLS._builtin = frozenset(CELLS._cells)
 
 
-CELLS = _registry()
+_register_builtins()

@@ -9,9 +9,8 @@ import math
 
 import numpy as np
 from numba import types
-from numba.extending import overload
 
-from ..config import JIT_OPTIONS, gate
+from ..jit import gate, gate_overload
 
 # Eigen's generic_fast_tanh_float: odd numerator, even denominator, on [-c, c].
 _CLAMP = np.float32(7.90531110763549805)
@@ -58,10 +57,10 @@ def tanh(x):
 def sigmoid(x):
     """1 / (1 + exp(-x)), finite for every finite x of either sign.
 
-    Called from Python, it runs the float64 form's source as plain Python, and
-    returns x's NumPy type as `tanh` does.
+    Called from Python, it runs the float64 form as plain Python, and returns
+    x's NumPy type as `tanh` does.
     """
-    return _like(x, _sigmoid_float64.py_func(x))
+    return _like(x, _sigmoid_float64(x))
 
 
 def _like(x, value):
@@ -95,14 +94,14 @@ def _sigmoid_float64(x):
     return e / (1.0 + e)
 
 
-@overload(tanh, jit_options=JIT_OPTIONS)
+@gate_overload(tanh)
 def _tanh(x):
     if x == types.float32:
         return lambda x: _tanh_float32(x)
     return lambda x: math.tanh(x)
 
 
-@overload(sigmoid, jit_options=JIT_OPTIONS)
+@gate_overload(sigmoid)
 def _sigmoid(x):
     if x == types.float32:
         return lambda x: _HALF + _HALF * _tanh_float32(_HALF * x)

@@ -4,7 +4,7 @@ x: [T,B,I]  weight_ih: [H,I]  weight_hh: [H,H]  bias_ih, bias_hh: [H]
 Nothing is saved beyond h itself: both derivatives are functions of h.
 """
 
-from ..config import gate
+from ..jit import gate
 from . import DENSE, Cell
 from .activations import ONE, ZERO, tanh
 

@@ -9,7 +9,7 @@ x: [T,B,I]  weight_ih: [3H,I]  weight_hh: [3H,H]  bias_ih, bias_hh: [3H]
 saved: [T,B,4H] r, z, n and W_hn h + b_hn.
 """
 
-from ..config import gate
+from ..jit import gate
 from . import DENSE, Cell
 from .activations import ONE, sigmoid, tanh
 

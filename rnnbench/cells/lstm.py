@@ -4,7 +4,7 @@ x: [T,B,I]  weight_ih: [4H,I]  weight_hh: [4H,H]  bias_ih, bias_hh: [4H]
 saved: [T,B,4H] the activated gates i, f, g, o; tanh(c) is recomputed.
 """
 
-from ..config import gate
+from ..jit import gate
 from . import DENSE, Cell
 from .activations import ONE, sigmoid, tanh
 

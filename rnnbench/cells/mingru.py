@@ -5,7 +5,7 @@ x: [T,B,I]  weight_ih: [2H,I]  bias_ih: [2H]  (no weight_hh, bias_hh)
 saved: [T,B,3H] 1 - z (the decay a of h = a * h_prev + b), z, h~.
 """
 
-from ..config import gate
+from ..jit import gate
 from . import NONE, Cell
 from .activations import sigmoid
 

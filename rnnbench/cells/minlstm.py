@@ -19,7 +19,7 @@ dd/dp_f = 1 - f = sigmoid(-p_f), dd/dp_i = -(1 - i) = -sigmoid(-p_i).
 
 import math
 
-from ..config import gate
+from ..jit import gate
 from . import NONE, Cell
 from .activations import ZERO, sigmoid
 

@@ -9,8 +9,9 @@ chunk from h0), giving its last state and the product A of its a's; the
 link pass walks the chunks in order, h_in(k+1) = A_k h_in(k) + last_k; the
 fix-up adds (a's product so far) * h_in(k) to every state of chunk k.
 Nothing divides by a product of a's, so saturated gates (products
-underflowing to 0) stay finite and exact. Index convention and templates
-as in `kernels` (`bind_cell` specialises the templates per cell).
+underflowing to 0) stay finite and exact. Index convention as in `loops`;
+`scan_loops(cell)` builds the passes for one cell as closures over its
+functions (see `rnnbench.jit`).
 """
 
 import functools
@@ -18,11 +19,9 @@ import functools
 import numpy as np
 
 from ..cells import Cell
-from ..config import GATE_FLOPS, cpu_kernel, cpu_units_kernel
+from ..config import GATE_FLOPS
+from ..jit import cpu_kernel, cpu_units_kernel, specialise
 from . import threads
-from .kernels import bind_cell
-
-cell_forward = cell_backward = cell_decay = None  # bound per cell by `scan_loops`
 
 # Time steps per chunk. None picks just enough chunks to give every thread a
 # few (chunk, batch row) tasks; tests set it small so that short sequences
@@ -42,16 +41,9 @@ def chunk_length(T: int, B: int) -> int:
 def scan_loops(cell: Cell):
     """The scan's compiled passes for one cell with a `Cell.scan`: (forward_chunks,
     forward_fixup, backward_chunks, backward_fixup)."""
-    rows = bind_cell(cell, (_forward_row, _backward_row), cpu_units_kernel, cell_decay=cell.scan)
-    templates = (forward_chunks, forward_fixup, backward_chunks, backward_fixup)
-    return bind_cell(
-        cell,
-        templates,
-        cpu_units_kernel,
-        cell_decay=cell.scan,
-        _forward_row=rows[0],
-        _backward_row=rows[1],
-    )
+    forward_row, backward_row = scan_rows(cell)
+    passes = _forward_passes(cell, forward_row) + _backward_passes(cell, backward_row)
+    return specialise(cell, cpu_kernel, *passes)
 
 
 def forward(cell, reverse, x_proj, h, saved, out, out_offset):
@@ -126,110 +118,110 @@ def _link(decay, last):
                 last[k, b, j] += decay[k, b, j] * last[k - 1, b, j]
 
 
-def forward_chunks(reverse, x_proj, no_recurrence, h, saved, decay, last, chunk, lo, hi):
-    """The forward's tasks lo..hi (task k*B + b: chunk k of batch row b), each from a
-    zero state (chunk 0 from h0): states into h, decay and last state per chunk.
-    no_recurrence: [G*H] zeros, the cell's hp."""
-    T, B, _ = x_proj.shape
-    H = h.shape[2]
-    for task in range(lo, hi):
-        k, b = task // B, task % B
+@functools.cache
+def scan_rows(cell: Cell):
+    """(forward_row, backward_row) for one cell: one step of one chunk and batch row,
+    over hidden units; rows as arguments and H given, so that LLVM sees distinct
+    arrays and vectorises the loop."""
+    cell_forward, cell_backward, cell_decay = cell.forward, cell.backward, cell.scan
+
+    def forward_row(H, xp, no_recurrence, saved, last, decay, h):
+        """last becomes the state, also written to h; decay gains the step's a."""
         for j in range(H):
-            last[k, b, j] = h[T if reverse else 0, b, j] if k == 0 else 0.0
-            decay[k, b, j] = 1.0
-        for s in range(k * chunk, min(k * chunk + chunk, T)):
-            t = T - 1 - s if reverse else s
-            _forward_row(
-                H,
-                x_proj[t, b],
-                no_recurrence,
-                saved[t, b],
-                last[k, b],
-                decay[k, b],
-                h[t + 1 - reverse, b],
-            )
-
-
-def _forward_row(H, xp, no_recurrence, saved, last, decay, h):
-    """One step of one chunk and batch row, over hidden units: last becomes the
-    state, also written to h; decay gains the step's a. Rows as arguments, and H
-    given, so that LLVM sees distinct arrays and vectorises the loop."""
-    for j in range(H):
-        h[j] = last[j] = cell_forward(xp, no_recurrence, j, H, last[j], 0.0, saved)[0]
-        decay[j] *= cell_decay(saved, j, H)
-
-
-def forward_fixup(reverse, h, saved, decay, last, out, out_offset, chunk, lo, hi):
-    """The forward's tasks lo..hi once `_link` has run: each state of chunk k gains
-    (a's product so far) * the true last state of chunk k-1; output columns written."""
-    T, B = saved.shape[:2]
-    H = h.shape[2]
-    for task in range(lo, hi):
-        k, b = task // B, task % B
-        for j in range(H):
-            decay[k, b, j] = 1.0
-        for s in range(k * chunk, min(k * chunk + chunk, T)):
-            t = T - 1 - s if reverse else s
-            new = t + 1 - reverse
-            for j in range(H):
-                if k > 0:
-                    decay[k, b, j] *= cell_decay(saved[t, b], j, H)
-                    h[new, b, j] += decay[k, b, j] * last[k - 1, b, j]
-                out[t, b, out_offset + j] = h[new, b, j]
-
-
-def backward_chunks(reverse, saved, dy, dy_offset, dh, decay, last, chunk, lo, hi):
-    """The backward's tasks lo..hi, as `forward_chunks` backwards in time: chunk k
-    holds the steps q = T-1-s of the reversed sequence."""
-    T, B = saved.shape[:2]
-    H = dh.shape[2]
-    for task in range(lo, hi):
-        k, b = task // B, task % B
-        for j in range(H):
-            last[k, b, j] = dh[0 if reverse else T, b, j] if k == 0 else 0.0
-            decay[k, b, j] = 1.0
-        for q in range(k * chunk, min(k * chunk + chunk, T)):
-            t = q if reverse else T - 1 - q
-            new = t + 1 - reverse
-            for j in range(H):
-                dh[new, b, j] = last[k, b, j] + dy[t, b, dy_offset + j]
-                a = cell_decay(saved[t, b], j, H)
-                last[k, b, j] = a * dh[new, b, j]
-                decay[k, b, j] *= a
-
-
-def backward_fixup(reverse, h, saved, dh, dxp, decay, last, chunk, lo, hi):
-    """The backward's tasks lo..hi once `_link` has run: the true dL/dh_t, then the
-    cell's backward from it."""
-    T, B = saved.shape[:2]
-    H = h.shape[2]
-    for task in range(lo, hi):
-        k, b = task // B, task % B
-        for j in range(H):
-            decay[k, b, j] = 1.0
-        for q in range(k * chunk, min(k * chunk + chunk, T)):
-            t = q if reverse else T - 1 - q
-            prev = t + reverse
-            new = t + 1 - reverse
-            _backward_row(
-                H,
-                k > 0,
-                saved[t, b],
-                h[prev, b],
-                h[new, b],
-                dh[new, b],
-                decay[k, b],
-                last[max(k - 1, 0), b],
-                dxp[t, b],
-            )
-
-
-def _backward_row(H, fix, saved, h_prev, h, dh, decay, last_before, dxp):
-    """One step of one chunk and batch row, over hidden units: with `fix`, dh gains
-    decay * the last value of the chunk before; then the cell's backward from it.
-    Rows as arguments and H given, as in `_forward_row`."""
-    for j in range(H):
-        if fix:
-            dh[j] += decay[j] * last_before[j]
+            h[j] = last[j] = cell_forward(xp, no_recurrence, j, H, last[j], 0.0, saved)[0]
             decay[j] *= cell_decay(saved, j, H)
-        cell_backward(saved, j, H, h_prev[j], 0.0, h[j], 0.0, dh[j], 0.0, dxp, dxp)
+
+    def backward_row(H, fix, saved, h_prev, h, dh, decay, last_before, dxp):
+        """With `fix`, dh gains decay * the last value of the chunk before; then the
+        cell's backward from it."""
+        for j in range(H):
+            if fix:
+                dh[j] += decay[j] * last_before[j]
+                decay[j] *= cell_decay(saved, j, H)
+            cell_backward(saved, j, H, h_prev[j], 0.0, h[j], 0.0, dh[j], 0.0, dxp, dxp)
+
+    return specialise(cell, cpu_units_kernel, forward_row, backward_row)
+
+
+def _forward_passes(cell: Cell, forward_row) -> tuple:
+    """(forward_chunks, forward_fixup) for one cell."""
+    cell_decay = cell.scan
+
+    def forward_chunks(reverse, x_proj, no_recurrence, h, saved, decay, last, chunk, lo, hi):
+        """Tasks lo..hi (task k*B + b: chunk k of batch row b), each from a zero state
+        (chunk 0 from h0): states into h, decay and last state per chunk.
+        no_recurrence: [G*H] zeros, the cell's hp."""
+        T, B, _ = x_proj.shape
+        H = h.shape[2]
+        for task in range(lo, hi):
+            k, b = task // B, task % B
+            for j in range(H):
+                last[k, b, j] = h[T if reverse else 0, b, j] if k == 0 else 0.0
+                decay[k, b, j] = 1.0
+            for s in range(k * chunk, min(k * chunk + chunk, T)):
+                t = T - 1 - s if reverse else s
+                forward_row(
+                    H, x_proj[t, b], no_recurrence, saved[t, b], last[k, b], decay[k, b],
+                    h[t + 1 - reverse, b],
+                )  # fmt: skip
+
+    def forward_fixup(reverse, h, saved, decay, last, out, out_offset, chunk, lo, hi):
+        """Tasks lo..hi once `_link` has run: each state of chunk k gains (a's product
+        so far) * the true last state of chunk k-1; output columns written."""
+        T, B = saved.shape[:2]
+        H = h.shape[2]
+        for task in range(lo, hi):
+            k, b = task // B, task % B
+            for j in range(H):
+                decay[k, b, j] = 1.0
+            for s in range(k * chunk, min(k * chunk + chunk, T)):
+                t = T - 1 - s if reverse else s
+                new = t + 1 - reverse
+                for j in range(H):
+                    if k > 0:
+                        decay[k, b, j] *= cell_decay(saved[t, b], j, H)
+                        h[new, b, j] += decay[k, b, j] * last[k - 1, b, j]
+                    out[t, b, out_offset + j] = h[new, b, j]
+
+    return forward_chunks, forward_fixup
+
+
+def _backward_passes(cell: Cell, backward_row) -> tuple:
+    """(backward_chunks, backward_fixup) for one cell: the forward's passes backwards in
+    time, chunk k holding the steps q = T-1-s of the reversed sequence."""
+    cell_decay = cell.scan
+
+    def backward_chunks(reverse, saved, dy, dy_offset, dh, decay, last, chunk, lo, hi):
+        T, B = saved.shape[:2]
+        H = dh.shape[2]
+        for task in range(lo, hi):
+            k, b = task // B, task % B
+            for j in range(H):
+                last[k, b, j] = dh[0 if reverse else T, b, j] if k == 0 else 0.0
+                decay[k, b, j] = 1.0
+            for q in range(k * chunk, min(k * chunk + chunk, T)):
+                t = q if reverse else T - 1 - q
+                new = t + 1 - reverse
+                for j in range(H):
+                    dh[new, b, j] = last[k, b, j] + dy[t, b, dy_offset + j]
+                    a = cell_decay(saved[t, b], j, H)
+                    last[k, b, j] = a * dh[new, b, j]
+                    decay[k, b, j] *= a
+
+    def backward_fixup(reverse, h, saved, dh, dxp, decay, last, chunk, lo, hi):
+        """Once `_link` has run: the true dL/dh_t, then the cell's backward from it."""
+        T, B = saved.shape[:2]
+        H = h.shape[2]
+        for task in range(lo, hi):
+            k, b = task // B, task % B
+            for j in range(H):
+                decay[k, b, j] = 1.0
+            for q in range(k * chunk, min(k * chunk + chunk, T)):
+                t = q if reverse else T - 1 - q
+                prev, new = t + reverse, t + 1 - reverse
+                backward_row(
+                    H, k > 0, saved[t, b], h[prev, b], h[new, b], dh[new, b], decay[k, b],
+                    last[max(k - 1, 0), b], dxp[t, b],
+                )  # fmt: skip
+
+    return backward_chunks, backward_fixup

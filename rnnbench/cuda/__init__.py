@@ -1,10 +1,13 @@
-"""CUDA backend: numba.cuda kernels that keep each layer-direction on the device throughout.
+"""CUDA backend (`rnnbench.backend.Backend`): numba.cuda kernels that keep each
+layer-direction on the device throughout.
 
-Same functions as `rnnbench.cpu`, on device arrays; NUMBA_ENABLE_CUDASIM=1 runs it simulated.
+Same functions as `rnnbench.cpu`, on device arrays; NUMBA_ENABLE_CUDASIM=1 runs it
+simulated. Here: the layer drivers; in `loops` and `scan` the kernels of the time
+loop and the scans, in `threads` the launches and the shared kernels.
 """
 
 import functools
-from typing import NamedTuple
+import sys
 
 import numpy as np
 
@@ -13,10 +16,10 @@ try:
 except ImportError as error:
     raise ImportError("backend='cuda' needs numba-cuda: pip install 'numba-cuda[cu13]'") from error
 
+from ..backend import Tape, parameter_gradients, rows
 from ..cells import DENSE, DIAGONAL, NONE, Cell
-from .kernels import THREADS, TILE, kernel, launch
-
-name = "cuda"
+from .kernels import kernel
+from .threads import THREADS, TILE, launch
 
 
 def check_available():
@@ -28,20 +31,6 @@ def check_available():
             "NUMBA_ENABLE_CUDASIM=1 in the environment before numba is imported. "
             f"CUDA reported: {cuda.cuda_error()}"
         )
-
-
-class Tape(NamedTuple):
-    """What one layer-direction's forward keeps for its BPTT, on the device."""
-
-    x: object  # [T,B,I] the layer's input
-    h: object  # [T+1,B,H] hidden states, see kernels' index convention
-    c: object  # [T+1,B,H] cell states, or [0,0,0] for cells without one
-    saved: object  # [T,B,S*H]
-    parallel_scan: bool  # made by the scan kernels, not the per-step ones
-
-    @property
-    def nbytes(self) -> int:
-        return self.h.nbytes + self.c.nbytes + self.saved.nbytes
 
 
 def _is_device_array(a) -> bool:
@@ -92,11 +81,6 @@ def _empty(dtype, ndim: int):
     return cuda.device_array((0,) * ndim, dtype)
 
 
-def _rows(a):
-    """[T,B,N] -> [T*B,N] without a copy."""
-    return a.reshape(a.shape[0] * a.shape[1], a.shape[2])
-
-
 def _gemm(a, b, c, bias=None, trans_a=False, trans_b=False, accumulate=False):
     """c = op(a) @ op(b) + bias, plus c when `accumulate`; see `kernels.gemm`. Returns c."""
     dtype = np.dtype(c.dtype)
@@ -109,7 +93,7 @@ def _gemm(a, b, c, bias=None, trans_a=False, trans_b=False, accumulate=False):
     return c
 
 
-def _column_sums(a, scale=None):
+def column_sums(a, scale=None):
     """[N] sums over the rows of a: [R,N], each term times scale[r, n] if given."""
     dtype = np.dtype(a.dtype)
     out = cuda.device_array(a.shape[1], dtype)
@@ -154,7 +138,7 @@ def layer_forward(
     H = h0.shape[1]
     dtype = np.dtype(x.dtype)
     x_proj = cuda.device_array((T, B, cell.gates * H), dtype)
-    _gemm(_rows(x), params["weight_ih"], _rows(x_proj), params["bias_ih"], trans_b=True)
+    _gemm(rows(x), params["weight_ih"], rows(x_proj), params["bias_ih"], trans_b=True)
     h = cuda.device_array((T + 1, B, H), dtype)
     h[T if reverse else 0].copy_to_device(h0)
     c = cuda.device_array((T + 1, B, H) if cell.has_cell_state else (0, 0, 0), dtype)
@@ -180,12 +164,6 @@ def layer_forward(
     return Tape(x, h, c, saved, False)
 
 
-def final_state(tape: Tape, reverse: bool):
-    """(h_n, c_n) of a layer-direction, each [B,H]; c_n is None without a cell state."""
-    last = 0 if reverse else tape.h.shape[0] - 1
-    return tape.h[last], (tape.c[last] if tape.c.size else None)
-
-
 def layer_backward(
     cell: Cell, params: dict, tape: Tape, reverse: bool, dy, dy_offset: int, dh_n, dc_n, dx
 ):
@@ -199,14 +177,13 @@ def layer_backward(
     T, B, _ = tape.x.shape
     H = tape.h.shape[2]
     dtype = np.dtype(tape.x.dtype)
-    rows = cell.gates * H
     dh = cuda.device_array((T + 1, B, H), dtype)
     dh[0 if reverse else T].copy_to_device(dh_n)
     dc = zeros((B, H), dtype)
     if cell.has_cell_state:
         dc.copy_to_device(dc_n)
-    dxp = cuda.device_array((T, B, rows), dtype)
-    dhp = cuda.device_array((T, B, rows), dtype) if cell.recurrence != NONE else dxp
+    dxp = cuda.device_array((T, B, cell.gates * H), dtype)
+    dhp = cuda.device_array(dxp.shape, dtype) if cell.recurrence != NONE else dxp
     if tape.parallel_scan:
         scan = kernel("scan_backward", cell, dtype)
         launch(scan, B * H * THREADS, int(reverse), tape.h, tape.saved, dy, dy_offset, dh, dxp)
@@ -215,41 +192,19 @@ def layer_backward(
         step = kernel("step_backward", cell, dtype)
         for t, prev, new in reversed(_steps(T, reverse)):
             launch(
-                step,
-                B * H,
-                t,
-                prev,
-                new,
-                w_diag,
-                tape.h,
-                tape.c,
-                tape.saved,
-                dy,
-                dy_offset,
-                dh,
-                dc,
-                dxp,
-                dhp,
-            )
+                step, B * H, t, prev, new, w_diag, tape.h, tape.c, tape.saved, dy, dy_offset,
+                dh, dc, dxp, dhp,
+            )  # fmt: skip
             if cell.recurrence == DENSE:
                 _gemm(dhp[t], params["weight_hh"], dh[prev], accumulate=True)
-    dxp_rows, dhp_rows = _rows(dxp), _rows(dhp)
-    x_rows = _rows(tape.x)
-    grads = {
-        "weight_ih": _gemm(
-            dxp_rows, x_rows, cuda.device_array((rows, x_rows.shape[1]), dtype), trans_a=True
-        ),
-        "bias_ih": _column_sums(dxp_rows),
-    }
-    h_prev = _rows(tape.h[1:] if reverse else tape.h[:-1])
-    if cell.recurrence == DENSE:
-        grads["weight_hh"] = _gemm(
-            dhp_rows, h_prev, cuda.device_array((rows, H), dtype), trans_a=True
-        )
-        grads["bias_hh"] = _column_sums(dhp_rows)
-    elif cell.recurrence == DIAGONAL:
-        grads["weight_hh"] = _column_sums(dhp_rows, h_prev)
-        grads["bias_hh"] = _column_sums(dhp_rows)
-    _gemm(dxp_rows, params["weight_ih"], _rows(dx), accumulate=True)
+    grads = parameter_gradients(sys.modules[__name__], cell, params, tape, reverse, dxp, dhp, dx)
     dh0 = dh[T if reverse else 0]
     return grads, dh, dh0, (dc if cell.has_cell_state else None)
+
+
+def transposed_product(a, b):
+    return _gemm(a, b, cuda.device_array((a.shape[1], b.shape[1]), a.dtype), trans_a=True)
+
+
+def add_product(a, b, out) -> None:
+    _gemm(a, b, out, accumulate=True)

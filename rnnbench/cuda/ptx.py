@@ -4,13 +4,11 @@ Prints a line per kernel, dtype and target; exits 1 if any kernel fails to compi
 """
 
 import argparse
-import contextlib
 import time
-import types
-from unittest import mock
 
 from numba import config, cuda
 
+from .._compat import device_functions_for
 from ..cells import CELLS
 from ..config import CUDA_FASTMATH
 from .kernels import SHARED_KERNELS, cell_kernels, python_function, signature
@@ -52,20 +50,6 @@ def kernels() -> list[tuple[str, object]]:
     return shared + per_cell
 
 
-@contextlib.contextmanager
-def _device_functions_for(cc: tuple[int, int]):
-    """Let numba-cuda compile device functions with no GPU present.
-
-    It types a device function (a cell's @gate function, `load_tile`) for the
-    current device's compute capability, and asks the driver for it. Here it
-    gets `cc`; NVVM then generates each kernel's PTX, device functions linked
-    in, for the target given to `compile_ptx`.
-    """
-    device = types.SimpleNamespace(compute_capability=cc)
-    with mock.patch("numba.cuda.dispatcher.get_current_device", return_value=device):
-        yield
-
-
 def run(args) -> int:
     if config.ENABLE_CUDASIM:
         print("rnnbench ptx needs the real compiler: unset NUMBA_ENABLE_CUDASIM")
@@ -74,7 +58,7 @@ def run(args) -> int:
     dtypes = args.dtype or DTYPES
     failures = compiled = 0
     for cc in targets:
-        with _device_functions_for(cc):
+        with device_functions_for(cc):
             for name, cell in kernels():
                 label = name if cell is None else f"{name}[{cell.name}]"
                 for dtype in dtypes:

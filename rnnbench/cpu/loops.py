@@ -1,0 +1,190 @@
+"""Compiled CPU time loops: one layer, one direction, any cell.
+
+Index convention, shared with the backward: h[0] is h0 for the forward
+direction and h[T] for the reverse one, so time t reads h[t + reverse] and
+writes h[t + 1 - reverse].
+
+`time_loops(cell)` builds the loops for one cell as closures over its
+functions (see `rnnbench.jit`), so Numba inlines the gate math and folds the
+flags. Each step is one matrix product (BLAS when it is large, else a loop)
+and, per batch row, one call of `forward_units` (`backward_units`): the gate
+math over hidden units, compiled without reference counting so that LLVM
+vectorises it. The loops themselves are serial over a block of batch rows;
+`rnnbench.cpu` runs blocks on threads when the steps are large.
+"""
+
+import functools
+
+import numpy as np
+
+from ..cells import DENSE, DIAGONAL, Cell
+from ..config import GATE_FLOPS, LARGE_STEP_FLOPS
+from ..jit import cpu_kernel, cpu_units_kernel, specialise
+
+
+def step_flops(cell: Cell, batch: int, hidden_size: int) -> int:
+    """FLOPs of one time step's recurrent product and gate math."""
+    return batch * (cell.flops_per_step(0, hidden_size) + GATE_FLOPS * cell.gates * hidden_size)
+
+
+def large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
+    """Whether a time step has work enough for BLAS."""
+    return step_flops(cell, batch, hidden_size) >= LARGE_STEP_FLOPS
+
+
+def loop_flops(cell: Cell, T: int, B: int, H: int) -> int:
+    """The time loop's work, for `threads.in_blocks`; a loop of small steps stays on one
+    thread (its rows are too short to gain from splitting)."""
+    return T * step_flops(cell, B, H) if large_step(cell, B, H) else 0
+
+
+@functools.cache
+def time_loops(cell: Cell):
+    """(forward, backward): the time loops compiled for one cell."""
+    forward_units, backward_units = units(cell)
+    return specialise(
+        cell, cpu_kernel, _forward_loop(cell, forward_units), _backward_loop(cell, backward_units)
+    )
+
+
+@cpu_kernel
+def matmul_transposed_accumulate(blas, a, b, b_t, out, scratch):
+    """out += a @ b.T, a: [M,K], b: [N,K] and b_t: its transpose [K,N], out: [M,N].
+
+    With BLAS, as scratch: [N,M] = b @ a.T: OpenBLAS is several times faster
+    with the wide weight matrix on the left when M (the batch) is small.
+    Without, for products too small for BLAS, each vector loop runs along the
+    longer of N and K: when N is the longer, row m of out gathers a[m,k] * b_t[k]
+    over k; otherwise each entry is a dot product of a[m] and b[n].
+    """
+    M, N = out.shape
+    K = a.shape[1]
+    if blas:
+        np.dot(b, a.T, scratch)
+        for m in range(M):
+            for n in range(N):
+                out[m, n] += scratch[n, m]
+    elif N >= K:
+        for m in range(M):
+            for k in range(K):
+                a_mk = a[m, k]
+                for n in range(N):
+                    out[m, n] += a_mk * b_t[k, n]
+    else:
+        for m in range(M):
+            for n in range(N):
+                acc = out[m, n]
+                for k in range(K):
+                    acc += a[m, k] * b[n, k]
+                out[m, n] = acc
+
+
+@functools.cache
+def units(cell: Cell):
+    """(forward_units, backward_units) compiled for one cell: one step of one batch row
+    over every hidden unit, for the time loops and `tests/test_vectorised.py`."""
+    cell_forward, cell_backward, has_c = cell.forward, cell.backward, cell.has_cell_state
+
+    def forward_units(H, xp, hp, h_prev, c_prev, h_new, c_new, saved, out):
+        """xp, hp: [G*H] pre-activations   h_prev, c_prev: [H] (c_prev [0] without a
+        cell state)   h_new, c_new, out: [H] and saved: [S*H] written"""
+        for j in range(H):
+            h, c = cell_forward(xp, hp, j, H, h_prev[j], c_prev[j] if has_c else 0.0, saved)
+            h_new[j] = out[j] = h
+            if has_c:
+                c_new[j] = c
+
+    def backward_units(H, saved, h_prev, c_prev, h_new, c_new, dy, dh_new, dc, dxp, dhp, dh_prev):
+        """The mirror of `forward_units`. dy: [H] adds into dh_new: [H], dL/dh_t
+        dc: [H] dL/dc_t in, dL/dc_{t-1} out   dxp, dhp: [G*H] and dh_prev: [H], the part
+        of dL/dh_{t-1} outside hp, written"""
+        for j in range(H):
+            dh = dh_new[j] + dy[j]
+            dh_new[j] = dh
+            c_prev_j = c_prev[j] if has_c else 0.0
+            c_j = c_new[j] if has_c else 0.0
+            dh_prev[j], dc[j] = cell_backward(
+                saved, j, H, h_prev[j], c_prev_j, h_new[j], c_j, dh, dc[j], dxp, dhp
+            )
+
+    return specialise(cell, cpu_units_kernel, forward_units, backward_units)
+
+
+def _forward_loop(cell: Cell, forward_units):
+    recurrence = cell.recurrence
+
+    def forward(
+        reverse, large, lo, hi, x_proj, w_hh, w_hh_t, b_hh, h, c, saved, h_proj, scratch, out,
+        out_offset,
+    ):  # fmt: skip
+        """Walk a layer-direction through time, writing h, c, saved and its output columns.
+
+        x_proj: [T,B,G*H] W_ih x + b_ih   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
+        w_hh_t: [H,G*H] W_hh transposed (DENSE)   b_hh: [G*H] or [H]
+        h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
+        saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H*B], for the recurrent
+        pre-activations   out: [T,B,D*H], columns out_offset:out_offset+H written
+        large: the step is large enough for BLAS   lo, hi: the batch rows walked here
+        (rows never meet, so blocks of rows can run on separate threads)
+        """
+        T, _, GH = x_proj.shape
+        H = h.shape[2]
+        rows_proj = h_proj[lo:hi]
+        rows_scratch = scratch[GH * lo : GH * hi].reshape(GH, hi - lo)
+        for s in range(T):
+            t = T - 1 - s if reverse else s
+            prev, new = t + reverse, t + 1 - reverse
+            if recurrence == DENSE:
+                rows_proj[:] = b_hh
+                matmul_transposed_accumulate(
+                    large, h[prev, lo:hi], w_hh, w_hh_t, rows_proj, rows_scratch
+                )
+            for b in range(lo, hi):
+                if recurrence == DIAGONAL:
+                    for j in range(H):
+                        h_proj[b, j] = w_hh[j] * h[prev, b, j] + b_hh[j]
+                forward_units(
+                    H, x_proj[t, b], h_proj[b], h[prev, b], c[prev, b], h[new, b], c[new, b],
+                    saved[t, b], out[t, b, out_offset : out_offset + H],
+                )  # fmt: skip
+
+    return forward
+
+
+def _backward_loop(cell: Cell, backward_units):
+    recurrence = cell.recurrence
+
+    def backward(
+        reverse, large, lo, hi, w_hh, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp,
+        scratch,
+    ):  # fmt: skip
+        """BPTT through a layer-direction; the mirror of `forward`.
+
+        w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)   w_hh_t: [H,G*H] (DENSE)
+        dy: [T,B,D*H], columns dy_offset:dy_offset+H read   dh: [T+1,B,H] holds
+        dL/dh_T (at the final index) on entry and dL/dh_t for every state on exit,
+        dy included   dc: [B,H] dL/dc_T in, dL/dc_0 out   dxp, dhp: [T,B,G*H]
+        written, gradients of the input and recurrent pre-activations
+        scratch: [H*B]   large, lo, hi: as in `forward`
+        """
+        T = dxp.shape[0]
+        H = h.shape[2]
+        rows_scratch = scratch[H * lo : H * hi].reshape(H, hi - lo)
+        for s in range(T - 1, -1, -1):
+            t = T - 1 - s if reverse else s
+            prev, new = t + reverse, t + 1 - reverse
+            for b in range(lo, hi):
+                backward_units(
+                    H, saved[t, b], h[prev, b], c[prev, b], h[new, b], c[new, b],
+                    dy[t, b, dy_offset : dy_offset + H], dh[new, b], dc[b], dxp[t, b],
+                    dhp[t, b], dh[prev, b],
+                )  # fmt: skip
+                if recurrence == DIAGONAL:
+                    for j in range(H):
+                        dh[prev, b, j] += dhp[t, b, j] * w_hh[j]
+            if recurrence == DENSE:
+                matmul_transposed_accumulate(
+                    large, dhp[t, lo:hi], w_hh_t, w_hh, dh[prev, lo:hi], rows_scratch
+                )
+
+    return backward

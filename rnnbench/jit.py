@@ -1,0 +1,180 @@
+"""How rnnbench turns a cell into kernels: one mechanism for both backends.
+
+A cell's scalar functions are `gate`s: plain Python functions that Numba
+compiles, inlined, into whatever calls them, with the CPU's options under
+`numba.njit` and the CUDA options under `numba.cuda` (`gate_overload` is the
+same for a function whose code depends on its argument types). A backend
+builds its kernels for one cell as closures over the cell's functions in a
+factory, and hands them to `specialise`, which names each for the disk cache
+after the cell and the `fingerprint` of its code, then compiles it:
+
+    def time_loops(cell):
+        cell_forward = cell.forward
+        def forward_units(...): ... cell_forward(...) ...
+        return specialise(cell, cpu_kernel, forward_units)
+
+Numba's disk cache checks only the stamp of the file that defines a kernel
+(here the backend's, not the cell's), so the fingerprint in the name is what
+makes an edited cell, or an edited function it calls, compile afresh.
+"""
+
+import hashlib
+import re
+import types
+
+import numba
+from numba.core.extending import overload
+
+from . import _compat
+from .config import CACHE, CUDA_FASTMATH, JIT_OPTIONS
+
+# Every gate so far as (function, typing), for targets enabled later; see `add_target`.
+_GATES: list = []
+
+
+def _cpu_overload(function, typing) -> None:
+    overload(function, jit_options=JIT_OPTIONS, inline="always", strict=False)(typing)
+
+
+_TARGETS: list = [_cpu_overload]
+
+
+def _register(function, typing):
+    _GATES.append((function, typing))
+    function.rnnbench_typing = typing
+    for target in _TARGETS:
+        target(function, typing)
+    return function
+
+
+def gate(function):
+    """Mark a cell's scalar function (or one it calls) as compiled, inlined, by both backends.
+
+    Returns `function` itself, which still runs as plain Python (as Numba's
+    CUDA simulator runs it).
+    """
+    return _register(function, lambda *args: function)
+
+
+def gate_overload(function):
+    """`gate` for a function whose compiled form depends on its argument types:
+
+    @gate_overload(tanh)
+    def _tanh(x):  # Numba types in, the implementation for them out
+        return ...
+    """
+    return lambda typing: _register(function, typing)
+
+
+def add_target(register) -> None:
+    """Compile every gate, past and future, for one more target too: register(function,
+    typing) is that target's `overload`. The CUDA backend adds its own on import."""
+    _TARGETS.append(register)
+    for function, typing in _GATES:
+        register(function, typing)
+
+
+def cuda_overload(function, typing) -> None:
+    """The CUDA target's registration of a gate, with CUDA_FASTMATH (see `config`)."""
+    from numba.cuda.extending import overload as cuda
+
+    cuda(function, jit_options={"fastmath": CUDA_FASTMATH}, strict=False)(typing)
+
+
+def fingerprint(cell) -> str:
+    """12 hex digits of the code of the cell's functions, everything they call and
+    every constant they read, and the compiler settings: what a compiled kernel
+    depends on beyond the file that defines it."""
+    digest = hashlib.sha256(repr(sorted(JIT_OPTIONS.items())).encode())
+    digest.update(f"{CUDA_FASTMATH}".encode())
+    seen = set()
+    for function in (cell.forward, cell.backward, cell.scan):
+        if function is not None:
+            _digest_function(function, digest, seen)
+    return digest.hexdigest()[:12]
+
+
+def _digest_function(function, digest, seen: set) -> None:
+    if id(function) in seen:
+        return
+    seen.add(id(function))
+    functions = [function, getattr(function, "rnnbench_typing", None)]
+    for f in functions:
+        if isinstance(f, types.FunctionType):
+            for code in _code_objects(f.__code__):
+                digest.update(code.co_code)
+                digest.update(repr([c for c in code.co_consts if not _is_code(c)]).encode())
+                for name in code.co_names:
+                    _digest_global(name, f.__globals__.get(name), digest, seen)
+        elif f is not None:
+            digest.update(repr(f).encode())
+
+
+def _digest_global(name: str, value, digest, seen: set) -> None:
+    digest.update(name.encode())
+    if isinstance(value, types.FunctionType | numba.core.registry.CPUDispatcher):
+        _digest_function(getattr(value, "py_func", value), digest, seen)
+    elif isinstance(value, types.ModuleType):
+        digest.update(value.__name__.encode())
+    elif not isinstance(value, type):
+        digest.update(repr(value).encode())
+
+
+def _is_code(value) -> bool:
+    return isinstance(value, types.CodeType)
+
+
+def _code_objects(code):
+    """`code` and every code object nested in it (lambdas, inner functions)."""
+    yield code
+    for const in code.co_consts:
+        if _is_code(const):
+            yield from _code_objects(const)
+
+
+def specialise(cell, decorator, *functions) -> tuple:
+    """`functions`, closures over `cell`'s functions and plain values (never over a
+    dispatcher, see `cpu_units_kernel`), compiled with `decorator`. Each is named
+    `<name>_<cell>_<fingerprint>`, so the disk cache keeps one entry per cell and
+    version of its code."""
+    tag = f"{re.sub(r'[^0-9A-Za-z_]', '_', cell.name)}_{fingerprint(cell)}"
+    compiled = []
+    for function in functions:
+        function.__qualname__ = f"{function.__name__}_{tag}"
+        compiled.append(decorator(function))
+    return tuple(compiled)
+
+
+def _cpu(**options):
+    """A numba.njit decorator with rnnbench's options, disk-cached where a cache can be written."""
+
+    def decorate(function):
+        dispatcher = numba.njit(**JIT_OPTIONS, **options)(function)
+        if CACHE:
+            _compat.enable_disk_cache(dispatcher)
+        return dispatcher
+
+    return decorate
+
+
+# CPU drivers that walk time, batch and hidden units, releasing the GIL.
+cpu_kernel = _cpu(nogil=True)
+
+
+def cpu_units_kernel(function):
+    """Compile `function` into the CPU kernels that call it, as its own function
+    without Numba's reference counting; returns `function` itself.
+
+    For the gate math of one time step and batch row, a loop over hidden units
+    that LLVM vectorises only without reference counting: inlining a cell's
+    array arguments leaves increments and decrements in the loop, and the
+    vectoriser runs before they are pruned (7 ns per LSTM unit against 37). The
+    scans' passes, which call the cells in such loops too, compile with it.
+    None of these allocates; their callers keep the arrays alive. Not a
+    dispatcher of its own: a kernel that closes over a dispatcher is never
+    found in the disk cache (Numba keys closures by their pickled contents,
+    which for a dispatcher include a random id).
+    """
+    options = {**JIT_OPTIONS, **_compat.NO_REFERENCE_COUNTING}
+    overload(function, jit_options=options, strict=False)(lambda *args: function)
+    return function
