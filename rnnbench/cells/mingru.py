@@ -36,4 +36,13 @@ def decay(saved, j, H):
     return saved[j]
 
 
-MINGRU = Cell("mingru", 2, 3, NONE, False, forward, backward, decay)
+MINGRU = Cell(
+    name="mingru",
+    gates=2,
+    saved=3,
+    recurrence=NONE,
+    has_cell_state=False,
+    forward=forward,
+    backward=backward,
+    scan=decay,
+)

@@ -59,4 +59,13 @@ def decay(saved, j, H):
     return saved[j]
 
 
-MINLSTM = Cell("minlstm", 3, 5, NONE, False, forward, backward, decay)
+MINLSTM = Cell(
+    name="minlstm",
+    gates=3,
+    saved=5,
+    recurrence=NONE,
+    has_cell_state=False,
+    forward=forward,
+    backward=backward,
+    scan=decay,
+)
