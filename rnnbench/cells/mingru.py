@@ -8,6 +8,7 @@ saved: [T,B,3H] 1 - z (the decay a of h = a * h_prev + b), z, h~.
 from ..config import gate
 from . import NONE, Cell
 from .activations import sigmoid
+from .linear import saved_decay
 
 
 @gate
@@ -31,11 +32,6 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     return dh * decay, 0.0
 
 
-@gate
-def decay(saved, j, H):
-    return saved[j]
-
-
 MINGRU = Cell(
     name="mingru",
     gates=2,
@@ -44,5 +40,5 @@ MINGRU = Cell(
     has_cell_state=False,
     forward=forward,
     backward=backward,
-    scan=decay,
+    scan=saved_decay,
 )

@@ -22,6 +22,7 @@ import math
 from ..config import gate
 from . import NONE, Cell
 from .activations import ZERO, sigmoid
+from .linear import saved_decay
 
 
 @gate
@@ -54,11 +55,6 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     return dh * forget, 0.0
 
 
-@gate
-def decay(saved, j, H):
-    return saved[j]
-
-
 MINLSTM = Cell(
     name="minlstm",
     gates=3,
@@ -67,5 +63,5 @@ MINLSTM = Cell(
     has_cell_state=False,
     forward=forward,
     backward=backward,
-    scan=decay,
+    scan=saved_decay,
 )
