@@ -6,15 +6,10 @@ Skipped where torch cannot be imported; torch keeps its default thread count.
 import functools
 import importlib
 
-from . import common
+from rnnbench.cells import CELLS
+from rnnbench.compare import torch_twin
 
-# arch -> (torch.nn class name, its keyword arguments)
-MODULES = {
-    "rnn_tanh": ("RNN", {"nonlinearity": "tanh"}),
-    "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
-    "lstm": ("LSTM", {}),
-    "gru": ("GRU", {}),
-}
+from . import common
 
 
 @functools.cache
@@ -28,18 +23,14 @@ def _torch():
 
 def _module(arch: str, hidden: int):
     """The torch module with rnnbench's float32 weights for (arch, hidden) copied in."""
-    torch = _torch()
-    name, kwargs = MODULES[arch]
-    module = getattr(torch.nn, name)(hidden, hidden, **kwargs)
-    weights = common.model(arch, "cpu", hidden).params
-    module.load_state_dict({key: torch.from_numpy(value) for key, value in weights.items()})
-    return module
+    _torch()  # NotImplementedError (asv: skipped) without torch
+    return torch_twin(common.model(arch, "cpu", hidden))
 
 
 def _zero_state(arch: str, batch: int, hidden: int):
-    """h0 (and c0 for lstm): [1,B,H] zeros whose gradients torch keeps."""
+    """h0 (and c0 for a cell with a cell state): [1,B,H] zeros whose gradients torch keeps."""
     torch = _torch()
-    if arch == "lstm":
+    if CELLS[arch].has_cell_state:
         return tuple(torch.zeros(1, batch, hidden, requires_grad=True) for _ in range(2))
     return torch.zeros(1, batch, hidden, requires_grad=True)
 

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 import rnnbench
+from rnnbench.compare import torch_archs
 
 # `asv run --quick` must finish in under 15 minutes on 2 shared cores. Batch 16
 # and hidden 64 keep a float32 training step at T=4096 near a second there,
@@ -38,7 +39,7 @@ GRID = GRIDS[GRID_NAME]
 
 ARCHS = rnnbench.architectures()
 BACKENDS = ["cpu", "cuda"]
-TORCH_ARCHS = [arch for arch in ("rnn_tanh", "rnn_relu", "lstm", "gru") if arch in ARCHS]
+TORCH_ARCHS = torch_archs()  # those whose Cell names a PyTorch twin
 DTYPE = np.float32
 SEED = 0
 

@@ -11,25 +11,57 @@ import numpy as np
 from .cells import CELLS
 from .model import RNN
 
-# (T, B, H) with input size H: issue 6's shapes, batch-1 ones first.
+# (T, B, H) with input size H: the README table's shapes, batch-1 ones first.
 SHAPES = ((1000, 1, 32), (200, 1, 128), (100, 32, 128), (50, 64, 256), (50, 16, 512))
-TORCH_MODULES = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
+DEFAULT_ARCHS = ("lstm", "gru", "rnn_tanh")
 # float32 agreement needed before anything is timed: rounding over T <= 1000 steps.
 TOLERANCE = 1e-3
+
+
+def torch_archs() -> list[str]:
+    """The architectures whose `Cell` names a PyTorch twin, in the registry's order."""
+    return [arch for arch, cell in CELLS.items() if cell.torch is not None]
+
+
+def torch_twin(model: RNN, copy_weights: bool = True):
+    """The `torch.nn` module that `model.cell.torch` names, of `model`'s sizes, layers,
+    directions and dtype, holding `model.params` (PyTorch's own draw if not copy_weights).
+
+    Raises ValueError for a cell PyTorch does not have, ImportError without torch.
+    """
+    if model.cell.torch is None:
+        raise ValueError(f"{model.arch!r} has no PyTorch twin (those with one: {torch_archs()})")
+    import torch
+
+    name, arguments = model.cell.torch
+    module = getattr(torch.nn, name)(
+        model.input_size,
+        model.hidden_size,
+        num_layers=model.num_layers,
+        bidirectional=model.bidirectional,
+        dtype=getattr(torch, model.dtype.name),
+        **dict(arguments),
+    )
+    if copy_weights:
+        module.load_state_dict(
+            {key: torch.from_numpy(value) for key, value in model.params.items()}
+        )
+    return module
 
 
 def add_arguments(parser):
     parser.add_argument(
         "--arch",
         action="append",
-        choices=sorted(TORCH_MODULES),
-        help="architecture to compare (repeatable; default: lstm, gru, rnn_tanh)",
+        choices=torch_archs(),
+        help=f"architecture to compare (repeatable; default: {', '.join(DEFAULT_ARCHS)})",
     )
     parser.add_argument(
         "--shape",
         action="append",
         metavar="T,B,H",
-        help="sequence length, batch and hidden size (repeatable; default: issue 6's five)",
+        help="sequence length, batch and hidden size (repeatable; default: "
+        f"{' '.join(','.join(map(str, shape)) for shape in SHAPES)})",
     )
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of each (median)")
     parser.add_argument(
@@ -78,9 +110,7 @@ def _idle_seconds(run) -> float:
 def _pair(torch, arch: str, T: int, B: int, H: int):
     """rnnbench and torch runners for inference and training, checked to agree."""
     model = RNN(arch, H, H, dtype=np.float32, seed=0)
-    kwargs = {"nonlinearity": arch.split("_")[1]} if arch.startswith("rnn_") else {}
-    peer = getattr(torch.nn, TORCH_MODULES[arch])(H, H, **kwargs)
-    peer.load_state_dict({k: torch.from_numpy(v) for k, v in model.params.items()})
+    peer = torch_twin(model)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((T, B, H), dtype=np.float32)
     dy = rng.standard_normal((T, B, H), dtype=np.float32)
@@ -122,7 +152,7 @@ def run(args) -> int:
         return 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    archs = args.arch or ["lstm", "gru", "rnn_tanh"]
+    archs = args.arch or DEFAULT_ARCHS
     shapes = [_parse_shape(s) for s in args.shape] if args.shape else SHAPES
     sgemm = sgemm_gflops()
     print(

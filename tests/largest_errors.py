@@ -30,7 +30,9 @@ def finite_difference_errors(arch):
 
 def torch_errors(arch, dtype):
     """Largest |rnnbench - torch| over outputs, final states and every gradient."""
-    from test_torch import torch_forward_backward, torch_twin
+    from test_torch import torch_forward_backward
+
+    from rnnbench.compare import torch_twin
 
     model = TORCH_CASE.model(arch, dtype)
     arrays = TORCH_CASE.arrays(model)
@@ -50,7 +52,7 @@ def main():
     print(f"{'arch':10} {'vs finite differences':>22} {'vs torch f64':>14} {'vs torch f32':>14}")
     for arch in ARCHS:
         peers = ["", ""]
-        if test_torch is not None and arch in test_torch.TORCH_MODULES:
+        if test_torch is not None and arch in test_torch.TORCH_ARCHS:
             peers = [f"{torch_errors(arch, dtype):.2e}" for dtype in (np.float64, np.float32)]
         print(f"{arch:10} {finite_difference_errors(arch):22.2e} {peers[0]:>14} {peers[1]:>14}")
 

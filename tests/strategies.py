@@ -10,8 +10,11 @@ from hypothesis import example, settings
 from hypothesis import strategies as st
 
 import rnnbench
+from rnnbench.cells import CELLS
 
 ARCHS = rnnbench.architectures()
+# The cells with a parallel-scan form (`Cell.scan`), in the registry's order.
+SCAN_ARCHS = [arch for arch, cell in CELLS.items() if cell.scan is not None]
 STATE_KEYS = ("h0", "c0")  # gradient keys of the state's parts, in the state's order
 
 # Bounds of the drawn values: inputs of this size keep the pre-activations of

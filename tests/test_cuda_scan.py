@@ -1,4 +1,4 @@
-"""The CUDA scan kernels and the new cells' step kernels against the CPU backend.
+"""The CUDA scan kernels, and the step kernels of the cells that have a scan, against the CPU.
 
 On a GPU or Numba's CUDA simulator; `make test` runs it simulated with blocks
 of 6 threads and 2 blocks, so sequences span many threads' chunks.
@@ -14,10 +14,11 @@ if not cuda.is_available():
         allow_module_level=True,
     )
 
+from strategies import SCAN_ARCHS
+
 import rnnbench
 from rnnbench.cuda.threads import THREADS
 
-SCAN_CELLS = ("mingru", "minlstm")
 # Largest |cuda - cpu| relative to max(1, |cpu|). float64: the same operations
 # in another order (the GEMMs' sums, the scan's composition), a few ulp of
 # values of order 10. float32: a few float32 ulp (6e-8) per step through up
@@ -42,7 +43,7 @@ def results(backend, arch, parallel_scan, dtype, x, h0, dy, dh_n):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
-@pytest.mark.parametrize("arch", SCAN_CELLS)
+@pytest.mark.parametrize("arch", SCAN_ARCHS)
 # The scan with T below and at a block of threads, and with several steps per
 # thread, the last chunk short; the step kernels need only a few steps. B*H = 6
 # units over fewer blocks.
@@ -65,7 +66,7 @@ def test_matches_cpu(T, parallel_scan, arch, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
-@pytest.mark.parametrize("arch", SCAN_CELLS)
+@pytest.mark.parametrize("arch", SCAN_ARCHS)
 def test_saturated_gates_stay_finite(arch, dtype):
     rng = np.random.default_rng(5)
     x = (1e4 * rng.choice([-1.0, 1.0], size=(2 * THREADS, 2, 2))).astype(dtype)

@@ -48,6 +48,12 @@ class Cell(NamedTuple):
     The parallel scans take b's local recurrence from `forward` itself and
     the pre-activation gradients from `backward` (given the full dL/dh_t), so
     each cell's math stays in its two functions; None for other cells.
+
+    torch: the cell's PyTorch twin, (class name in torch.nn, its keyword
+    arguments as (name, value) pairs), e.g. ("RNN", (("nonlinearity", "tanh"),));
+    `rnnbench compare`, the benchmarks and the tests build it with copied
+    weights and compare. Pairs, not a dict: the backends cache kernels per Cell,
+    which must stay hashable. None for a cell PyTorch does not have.
     """
 
     name: str
@@ -58,6 +64,7 @@ class Cell(NamedTuple):
     forward: Any
     backward: Any
     scan: Any = None  # the decay a of h = a * h_prev + b, see above
+    torch: tuple[str, tuple[tuple[str, Any], ...]] | None = None  # see above
 
     def param_shapes(self, input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
         """Shapes of one layer-direction's parameters, keyed without the layer suffix."""

@@ -35,5 +35,23 @@ def relu_backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     return 0.0, 0.0
 
 
-RNN_TANH = Cell("rnn_tanh", 1, 0, DENSE, False, tanh_forward, tanh_backward)
-RNN_RELU = Cell("rnn_relu", 1, 0, DENSE, False, relu_forward, relu_backward)
+RNN_TANH = Cell(
+    name="rnn_tanh",
+    gates=1,
+    saved=0,
+    recurrence=DENSE,
+    has_cell_state=False,
+    forward=tanh_forward,
+    backward=tanh_backward,
+    torch=("RNN", (("nonlinearity", "tanh"),)),
+)
+RNN_RELU = Cell(
+    name="rnn_relu",
+    gates=1,
+    saved=0,
+    recurrence=DENSE,
+    has_cell_state=False,
+    forward=relu_forward,
+    backward=relu_backward,
+    torch=("RNN", (("nonlinearity", "relu"),)),
+)

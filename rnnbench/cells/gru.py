@@ -43,4 +43,13 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     return dh * z, 0.0
 
 
-GRU = Cell("gru", 3, 4, DENSE, False, forward, backward)
+GRU = Cell(
+    name="gru",
+    gates=3,
+    saved=4,
+    recurrence=DENSE,
+    has_cell_state=False,
+    forward=forward,
+    backward=backward,
+    torch=("GRU", ()),
+)

@@ -7,4 +7,12 @@ The gate math is the ReLU Elman cell's; only the recurrence is elementwise.
 from . import DIAGONAL, Cell
 from .elman import relu_backward, relu_forward
 
-INDRNN = Cell("indrnn", 1, 0, DIAGONAL, False, relu_forward, relu_backward)
+INDRNN = Cell(
+    name="indrnn",
+    gates=1,
+    saved=0,
+    recurrence=DIAGONAL,
+    has_cell_state=False,
+    forward=relu_forward,
+    backward=relu_backward,
+)

@@ -42,4 +42,13 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     return 0.0, dc * f
 
 
-LSTM = Cell("lstm", 4, 4, DENSE, True, forward, backward)
+LSTM = Cell(
+    name="lstm",
+    gates=4,
+    saved=4,
+    recurrence=DENSE,
+    has_cell_state=True,
+    forward=forward,
+    backward=backward,
+    torch=("LSTM", ()),
+)

@@ -8,6 +8,7 @@ saved: [T,B,3H] 1 - z (the decay a of h = a * h_prev + b), z, h~.
 from ..jit import gate
 from . import NONE, Cell
 from .activations import sigmoid
+from .linear import saved_decay
 
 
 @gate
@@ -31,9 +32,13 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     return dh * decay, 0.0
 
 
-@gate
-def decay(saved, j, H):
-    return saved[j]
-
-
-MINGRU = Cell("mingru", 2, 3, NONE, False, forward, backward, decay)
+MINGRU = Cell(
+    name="mingru",
+    gates=2,
+    saved=3,
+    recurrence=NONE,
+    has_cell_state=False,
+    forward=forward,
+    backward=backward,
+    scan=saved_decay,
+)

@@ -22,6 +22,7 @@ import math
 from ..jit import gate
 from . import NONE, Cell
 from .activations import ZERO, sigmoid
+from .linear import saved_decay
 
 
 @gate
@@ -54,9 +55,13 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
     return dh * forget, 0.0
 
 
-@gate
-def decay(saved, j, H):
-    return saved[j]
-
-
-MINLSTM = Cell("minlstm", 3, 5, NONE, False, forward, backward, decay)
+MINLSTM = Cell(
+    name="minlstm",
+    gates=3,
+    saved=5,
+    recurrence=NONE,
+    has_cell_state=False,
+    forward=forward,
+    backward=backward,
+    scan=saved_decay,
+)

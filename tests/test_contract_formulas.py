@@ -1,37 +1,58 @@
-"""IndRNN, minGRU and minLSTM against the contract's formulas, and their gradients.
+"""The cells PyTorch does not have (`Cell.torch` None) against the contract's formulas.
 
-What the generic tests over `rnnbench.architectures()` do not cover: both
-paths (parallel scan and step loop) and the saturated gates.
+Outputs and gradients on both paths, parallel scan and step loop, where a cell
+has a scan; the saturated gates; the `parallel_scan` argument.
 """
+
+import re
 
 import numpy as np
 import pytest
+from strategies import SCAN_ARCHS
 
 import rnnbench
+from rnnbench.cells import CELLS
 from rnnbench.cpu import scan
-
-NEW_CELLS = ("indrnn", "mingru", "minlstm")
-SCAN_CELLS = ("mingru", "minlstm")
-# Every (architecture, parallel_scan) pair the new cells offer.
-PATHS = [("indrnn", False)] + [(arch, ps) for arch in SCAN_CELLS for ps in (True, False)]
 
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def reference_step(arch, p, x, h):
-    """One step of the contract's formula (API.md), x: [B,I], h: [B,H] -> [B,H]."""
-    pre = x @ p["weight_ih"].T + p["bias_ih"]
-    if arch == "indrnn":
-        return np.maximum(pre + p["weight_hh"] * h + p["bias_hh"], 0.0)
-    if arch == "mingru":
-        z, candidate = np.split(pre, 2, axis=1)
-        z = sigmoid(z)
-        return (1.0 - z) * h + z * candidate
+def indrnn_step(p, pre, h):
+    return np.maximum(pre + p["weight_hh"] * h + p["bias_hh"], 0.0)
+
+
+def mingru_step(p, pre, h):
+    z, candidate = np.split(pre, 2, axis=1)
+    z = sigmoid(z)
+    return (1.0 - z) * h + z * candidate
+
+
+def minlstm_step(p, pre, h):
     f, i, candidate = np.split(pre, 3, axis=1)
     f, i = sigmoid(f), sigmoid(i)
     return f / (f + i) * h + i / (f + i) * candidate
+
+
+# One step of each cell's formula in the contract (API.md), given its parameters p,
+# pre = W_ih x + b_ih: [B,G*H] and h: [B,H] -> [B,H].
+FORMULAS = {"indrnn": indrnn_step, "mingru": mingru_step, "minlstm": minlstm_step}
+# Every (architecture, parallel_scan) pair these cells offer.
+PATHS = [
+    (arch, parallel_scan)
+    for arch in FORMULAS
+    for parallel_scan in ((True, False) if arch in SCAN_ARCHS else (False,))
+]
+
+
+def test_every_cell_without_a_pytorch_twin_has_its_formula_here():
+    assert set(FORMULAS) == {arch for arch, cell in CELLS.items() if cell.torch is None}
+
+
+def reference_step(arch, p, x, h):
+    """One step of the contract's formula, x: [B,I], h: [B,H] -> [B,H]."""
+    return FORMULAS[arch](p, x @ p["weight_ih"].T + p["bias_ih"], h)
 
 
 def reference_forward(model, x, h0):
@@ -192,9 +213,11 @@ def test_minlstm_vanishing_gates_take_their_limit(
         assert np.isfinite(grad).all(), name
 
 
-@pytest.mark.parametrize("arch", ["rnn_tanh", "rnn_relu", "lstm", "gru", "indrnn"])
+@pytest.mark.parametrize("arch", [arch for arch in CELLS if arch not in SCAN_ARCHS])
 def test_parallel_scan_rejected_without_a_scan_form(arch):
-    with pytest.raises(ValueError, match=f"parallel_scan=True.*'{arch}'.*'mingru', 'minlstm'"):
+    with pytest.raises(
+        ValueError, match=f"parallel_scan=True.*'{arch}'.*{re.escape(str(SCAN_ARCHS))}"
+    ):
         rnnbench.RNN(arch, 3, 4, parallel_scan=True)
 
 
@@ -203,6 +226,6 @@ def test_parallel_scan_must_be_a_bool():
         rnnbench.RNN("mingru", 3, 4, parallel_scan="yes")
 
 
-@pytest.mark.parametrize("arch", NEW_CELLS)
+@pytest.mark.parametrize("arch", list(CELLS))
 def test_parallel_scan_is_the_default_where_there_is_one(arch):
-    assert rnnbench.RNN(arch, 3, 4).parallel_scan == (arch in SCAN_CELLS)
+    assert rnnbench.RNN(arch, 3, 4).parallel_scan == (arch in SCAN_ARCHS)
