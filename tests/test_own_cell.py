@@ -180,6 +180,7 @@ def test_builtin_names_cannot_be_replaced():
         ({"recurrence": rnnbench.DIAGONAL, "gates": 2}, ValueError, "cell.gates"),
         ({"has_cell_state": 1}, TypeError, "cell.has_cell_state"),
         ({"scan": ema_decay}, ValueError, "cell.scan"),
+        ({"torch": ("RNN", {"nonlinearity": "tanh"})}, TypeError, "cell.torch"),
     ],
 )
 def test_bad_cells_are_rejected(change, error, field):

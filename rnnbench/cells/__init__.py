@@ -160,6 +160,12 @@ def _check_cell(cell) -> None:
         function = getattr(cell, field)
         if (function is not None or field != "scan") and not hasattr(function, "rnnbench_typing"):
             raise TypeError(f"cell.{field} must be a function decorated with @rnnbench.gate")
+    twin = cell.torch
+    if twin is not None and not (
+        isinstance(twin, tuple) and len(twin) == 2 and isinstance(twin[0], str)
+        and all(isinstance(pair, tuple) and len(pair) == 2 for pair in twin[1])
+    ):  # fmt: skip
+        raise TypeError(f"cell.torch must be None or (name, ((key, value), ...)), got {twin!r}")
     if cell.scan is not None and (cell.recurrence != NONE or cell.has_cell_state):
         raise ValueError(
             "cell.scan needs recurrence NONE and no cell state (a step h = a * h_prev + b)"

@@ -3,7 +3,7 @@
 minGRU and minLSTM both save the decay a first, so one `Cell.scan` serves both.
 """
 
-from ..config import gate
+from ..jit import gate
 
 
 @gate
