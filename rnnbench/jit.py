@@ -23,7 +23,8 @@ import re
 import types
 
 import numba
-from numba.core.extending import overload
+import numpy as np
+from numba.extending import overload
 
 from . import _compat
 from .config import CACHE, CUDA_FASTMATH, JIT_OPTIONS
@@ -95,27 +96,34 @@ def fingerprint(cell) -> str:
 
 
 def _digest_function(function, digest, seen: set) -> None:
+    """Add a function's code, with its nested code, its typing function (for a gate),
+    and every global and closure value it reads, once per function."""
     if id(function) in seen:
         return
     seen.add(id(function))
-    functions = [function, getattr(function, "rnnbench_typing", None)]
-    for f in functions:
-        if isinstance(f, types.FunctionType):
-            for code in _code_objects(f.__code__):
-                digest.update(code.co_code)
-                digest.update(repr([c for c in code.co_consts if not _is_code(c)]).encode())
-                for name in code.co_names:
-                    _digest_global(name, f.__globals__.get(name), digest, seen)
-        elif f is not None:
-            digest.update(repr(f).encode())
+    for f in (function, getattr(function, "rnnbench_typing", None)):
+        if not isinstance(f, types.FunctionType):
+            continue
+        for code in _code_objects(f.__code__):
+            digest.update(code.co_code)
+            digest.update(repr([c for c in code.co_consts if not _is_code(c)]).encode())
+            for name in code.co_names:
+                _digest_value(name, f.__globals__.get(name), digest, seen)
+        for name, cell in zip(f.__code__.co_freevars, f.__closure__ or (), strict=True):
+            _digest_value(name, cell.cell_contents, digest, seen)
 
 
-def _digest_global(name: str, value, digest, seen: set) -> None:
+def _digest_value(name: str, value, digest, seen: set) -> None:
+    """Add what compiled code sees of `value`, read under `name`: functions recursively,
+    modules by name, arrays by their bytes (Numba freezes global arrays), else repr."""
     digest.update(name.encode())
-    if isinstance(value, types.FunctionType | numba.core.registry.CPUDispatcher):
-        _digest_function(getattr(value, "py_func", value), digest, seen)
+    function = getattr(value, "py_func", value)  # a numba.njit dispatcher's Python function
+    if isinstance(function, types.FunctionType):
+        _digest_function(function, digest, seen)
     elif isinstance(value, types.ModuleType):
         digest.update(value.__name__.encode())
+    elif isinstance(value, np.ndarray):
+        digest.update(f"{value.dtype}{value.shape}".encode() + value.tobytes())
     elif not isinstance(value, type):
         digest.update(repr(value).encode())
 

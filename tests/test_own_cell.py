@@ -58,19 +58,26 @@ def ema_decay(saved, j, H):
     return saved[j]
 
 
-LEAKY = rnnbench.register_cell(
-    rnnbench.Cell(
-        name="test_leaky", gates=1, saved=0, recurrence=rnnbench.DENSE, has_cell_state=False,
-        forward=leaky_forward, backward=leaky_backward,
-    )
+LEAKY = rnnbench.Cell(
+    name="test_leaky", gates=1, saved=0, recurrence=rnnbench.DENSE, has_cell_state=False,
+    forward=leaky_forward, backward=leaky_backward,
 )  # fmt: skip
-EMA = rnnbench.register_cell(
-    rnnbench.Cell(
-        name="test_ema", gates=2, saved=2, recurrence=rnnbench.NONE, has_cell_state=False,
-        forward=ema_forward, backward=ema_backward, scan=ema_decay,
-    )
+EMA = rnnbench.Cell(
+    name="test_ema", gates=2, saved=2, recurrence=rnnbench.NONE, has_cell_state=False,
+    forward=ema_forward, backward=ema_backward, scan=ema_decay,
 )  # fmt: skip
 OWN = ("test_leaky", "test_ema")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered():
+    """The cells above, registered while this module's tests run: the rest of the suite
+    (in the same process) sees the built-in cells alone."""
+    for cell in (LEAKY, EMA):
+        rnnbench.register_cell(cell)
+    yield
+    for cell in (LEAKY, EMA):
+        del rnnbench.CELLS._cells[cell.name]  # no public unregistering: a user never needs it
 
 
 def reference(arch: str, p: dict, x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -293,3 +300,31 @@ def test_a_broken_plugin_is_a_warning_naming_it(tmp_path):
     output = run_python(code, tmp_path, RNNBENCH_CELLS="broken_cells")
     assert output.startswith("rnn_tanh ")
     assert "broken_cells" in output and "no such gate" in output
+
+
+def leaky_cell(leak):
+    """A leaky cell whose constant is a closure value, as a notebook's factory makes it."""
+
+    @rnnbench.gate
+    def forward(xp, hp, j, H, h_prev, c_prev, saved):
+        return leak * h_prev + (ONE - leak) * tanh(xp[j] + hp[j]), 0.0
+
+    return LEAKY._replace(forward=forward)
+
+
+def test_the_fingerprint_covers_closures_constants_and_callees():
+    """What names the disk-cached kernels: equal for equal code and values, different
+    when a closure value, a callee or the compiler settings differ."""
+    from rnnbench import jit
+
+    assert jit.fingerprint(leaky_cell(0.25)) == jit.fingerprint(leaky_cell(0.25))
+    assert jit.fingerprint(leaky_cell(0.25)) != jit.fingerprint(leaky_cell(0.5))
+    assert jit.fingerprint(LEAKY) != jit.fingerprint(leaky_cell(LEAK))  # other code
+    builtin = rnnbench.CELLS["lstm"]
+    before = jit.fingerprint(builtin)
+    original = jit.JIT_OPTIONS
+    try:
+        jit.JIT_OPTIONS = {**original, "fastmath": set()}
+        assert jit.fingerprint(builtin) != before
+    finally:
+        jit.JIT_OPTIONS = original

@@ -29,10 +29,7 @@ def forward(xp, hp, j, H, h_prev, c_prev, saved):
 
 @gate
 def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
-    r = saved[j]
-    z = saved[H + j]
-    n = saved[2 * H + j]
-    hn = saved[3 * H + j]
+    r, z, n, hn = saved[j], saved[H + j], saved[2 * H + j], saved[3 * H + j]
     dn = dh * (ONE - z) * (ONE - n * n)
     dr = dn * hn * r * (ONE - r)
     dz = dh * (h_prev - n) * z * (ONE - z)
@@ -44,12 +41,6 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
 
 
 GRU = Cell(
-    name="gru",
-    gates=3,
-    saved=4,
-    recurrence=DENSE,
-    has_cell_state=False,
-    forward=forward,
-    backward=backward,
-    torch=("GRU", ()),
-)
+    name="gru", gates=3, saved=4, recurrence=DENSE, has_cell_state=False,
+    forward=forward, backward=backward, torch=("GRU", ()),
+)  # fmt: skip

@@ -8,11 +8,6 @@ from . import DIAGONAL, Cell
 from .elman import relu_backward, relu_forward
 
 INDRNN = Cell(
-    name="indrnn",
-    gates=1,
-    saved=0,
-    recurrence=DIAGONAL,
-    has_cell_state=False,
-    forward=relu_forward,
-    backward=relu_backward,
-)
+    name="indrnn", gates=1, saved=0, recurrence=DIAGONAL, has_cell_state=False,
+    forward=relu_forward, backward=relu_backward,
+)  # fmt: skip

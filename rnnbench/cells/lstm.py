@@ -25,10 +25,7 @@ def forward(xp, hp, j, H, h_prev, c_prev, saved):
 
 @gate
 def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
-    i = saved[j]
-    f = saved[H + j]
-    g = saved[2 * H + j]
-    o = saved[3 * H + j]
+    i, f, g, o = saved[j], saved[H + j], saved[2 * H + j], saved[3 * H + j]
     tanh_c = tanh(c)
     dc = dc + dh * o * (ONE - tanh_c * tanh_c)
     di = dc * g * i * (ONE - i)
@@ -43,12 +40,6 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
 
 
 LSTM = Cell(
-    name="lstm",
-    gates=4,
-    saved=4,
-    recurrence=DENSE,
-    has_cell_state=True,
-    forward=forward,
-    backward=backward,
-    torch=("LSTM", ()),
-)
+    name="lstm", gates=4, saved=4, recurrence=DENSE, has_cell_state=True,
+    forward=forward, backward=backward, torch=("LSTM", ()),
+)  # fmt: skip

@@ -24,21 +24,13 @@ def forward(xp, hp, j, H, h_prev, c_prev, saved):
 
 @gate
 def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
-    decay = saved[j]
-    z = saved[H + j]
-    candidate = saved[2 * H + j]
+    decay, z, candidate = saved[j], saved[H + j], saved[2 * H + j]
     dxp[j] = dh * (candidate - h_prev) * z * decay  # dz/dpre_z = z (1 - z)
     dxp[H + j] = dh * z
     return dh * decay, 0.0
 
 
 MINGRU = Cell(
-    name="mingru",
-    gates=2,
-    saved=3,
-    recurrence=NONE,
-    has_cell_state=False,
-    forward=forward,
-    backward=backward,
-    scan=saved_decay,
-)
+    name="mingru", gates=2, saved=3, recurrence=NONE, has_cell_state=False,
+    forward=forward, backward=backward, scan=saved_decay,
+)  # fmt: skip

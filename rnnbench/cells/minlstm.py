@@ -45,9 +45,7 @@ def forward(xp, hp, j, H, h_prev, c_prev, saved):
 
 @gate
 def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
-    forget = saved[j]
-    input_weight = saved[H + j]
-    candidate = saved[4 * H + j]
+    forget, input_weight, candidate = saved[j], saved[H + j], saved[4 * H + j]
     dd = dh * (h_prev - candidate) * forget * input_weight
     dxp[j] = dd * saved[2 * H + j]
     dxp[H + j] = -dd * saved[3 * H + j]
@@ -56,12 +54,6 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
 
 
 MINLSTM = Cell(
-    name="minlstm",
-    gates=3,
-    saved=5,
-    recurrence=NONE,
-    has_cell_state=False,
-    forward=forward,
-    backward=backward,
-    scan=saved_decay,
-)
+    name="minlstm", gates=3, saved=5, recurrence=NONE, has_cell_state=False,
+    forward=forward, backward=backward, scan=saved_decay,
+)  # fmt: skip

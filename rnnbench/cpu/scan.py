@@ -90,10 +90,12 @@ def backward(cell, reverse, h, saved, dy, dy_offset, dh, dxp):
 
 def _passes(chunks_pass, fixup, decay, last, flops: int) -> None:
     """The scan's three passes: chunks_pass(lo, hi) and fixup(lo, hi) over the
-    (chunk, batch row) tasks in blocks on threads, `_link` between them."""
+    (chunk, batch row) tasks in blocks on threads, `_link` between them (after which
+    decay starts again from 1 for the fix-up's running products)."""
     tasks = last.shape[0] * last.shape[1]
     threads.in_blocks(chunks_pass, tasks, flops)
     _link(decay, last)
+    decay.fill(1.0)  # the fix-up's running products of a
     threads.in_blocks(fixup, tasks, flops)
 
 
@@ -172,8 +174,6 @@ def _forward_passes(cell: Cell, forward_row) -> tuple:
         H = h.shape[2]
         for task in range(lo, hi):
             k, b = task // B, task % B
-            for j in range(H):
-                decay[k, b, j] = 1.0
             for s in range(k * chunk, min(k * chunk + chunk, T)):
                 t = T - 1 - s if reverse else s
                 new = t + 1 - reverse
@@ -214,8 +214,6 @@ def _backward_passes(cell: Cell, backward_row) -> tuple:
         H = h.shape[2]
         for task in range(lo, hi):
             k, b = task // B, task % B
-            for j in range(H):
-                decay[k, b, j] = 1.0
             for q in range(k * chunk, min(k * chunk + chunk, T)):
                 t = q if reverse else T - 1 - q
                 prev, new = t + reverse, t + 1 - reverse

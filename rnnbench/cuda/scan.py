@@ -36,6 +36,15 @@ def block_scan(decay, last):
         offset *= 2
 
 
+@cuda.jit(device=True, fastmath=CUDA_FASTMATH)
+def thread_steps(T):
+    """(this thread's index i, first, stop): the steps first..stop-1 of T that thread i
+    scans, in chunks of ceil(T / THREADS)."""
+    i = cuda.threadIdx.x
+    chunk = (T + THREADS - 1) // THREADS
+    return i, i * chunk, min(i * chunk + chunk, T)
+
+
 def scan_kernels(cell: Cell) -> dict:
     """{"scan_forward", "scan_backward"}: the Python functions of one cell's scan kernels;
     empty for a cell without a `Cell.scan`."""
@@ -60,9 +69,7 @@ def _scan_forward(cell: Cell):
         T, B, H = x_proj.shape[0], h.shape[1], h.shape[2]
         decay = cuda.shared.array(THREADS, h.dtype)
         last = cuda.shared.array(THREADS, h.dtype)
-        i = cuda.threadIdx.x
-        chunk = (T + THREADS - 1) // THREADS
-        first, stop = i * chunk, min(i * chunk + chunk, T)
+        i, first, stop = thread_steps(T)
         for unit in range(cuda.blockIdx.x, B * H, cuda.gridDim.x):
             b, j = unit // H, unit % H
             state = h[T * reverse, b, j] if i == 0 else 0.0
@@ -101,9 +108,7 @@ def _scan_backward(cell: Cell):
         T, B, H = saved.shape[0], h.shape[1], h.shape[2]
         decay = cuda.shared.array(THREADS, h.dtype)
         last = cuda.shared.array(THREADS, h.dtype)
-        i = cuda.threadIdx.x
-        chunk = (T + THREADS - 1) // THREADS
-        first, stop = i * chunk, min(i * chunk + chunk, T)
+        i, first, stop = thread_steps(T)
         for unit in range(cuda.blockIdx.x, B * H, cuda.gridDim.x):
             b, j = unit // H, unit % H
             carried = dh[T - T * reverse, b, j] if i == 0 else 0.0
