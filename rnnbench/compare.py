@@ -1,9 +1,12 @@
 """`rnnbench compare`: rnnbench's CPU kernels against PyTorch's CPU RNNs, side by side.
 
 Times both on the same shapes in one run, alternating, after checking that they
-agree; prints each ratio and the share of the machine's sgemm throughput.
+agree; prints each ratio and the share of the machine's sgemm throughput. On a
+terminal, stderr shows which row and run it is at.
 """
 
+import itertools
+import sys
 import time
 
 import numpy as np
@@ -107,6 +110,26 @@ def _idle_seconds(run) -> float:
     return _seconds(run)
 
 
+def _median_seconds(ours, peer, repeats: int, label: str) -> tuple[float, float]:
+    """Median seconds of `ours` and of `peer` over `repeats` alternating runs, each
+    run's number shown after `label` as progress."""
+    times = []
+    for repeat in range(repeats):
+        _show_progress(f"{label} {repeat + 1}/{repeats}")
+        times.append((_idle_seconds(ours), _idle_seconds(peer)))
+    _show_progress()
+    ours_s, peer_s = np.median(times, axis=0)
+    return ours_s, peer_s
+
+
+def _show_progress(text: str = "") -> None:
+    """`text` in place of stderr's current line, only when stderr is a terminal (the
+    table on stdout stays clean); "" clears the line."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{text}")
+        sys.stderr.flush()
+
+
 def _pair(torch, arch: str, T: int, B: int, H: int):
     """rnnbench and torch runners for inference and training, checked to agree."""
     model = RNN(arch, H, H, dtype=np.float32, seed=0)
@@ -144,6 +167,18 @@ def _pair(torch, arch: str, T: int, B: int, H: int):
     }
 
 
+def _rows(torch, arch: str, T: int, B: int, H: int, repeats: int, sgemm: float):
+    """The table's rows of one architecture and shape: inference, then training."""
+    for phase, (ours, peer) in _pair(torch, arch, T, B, H).items():
+        ours_s, peer_s = _median_seconds(ours, peer, repeats, f"{arch} {T},{B},{H} {phase}")
+        flops = CELLS[arch].flops_per_step(H, H) * T * B * (3 if phase == "training" else 1)
+        gflops = flops / ours_s / 1e9
+        yield (
+            f"| {arch} | {T} | {B} | {H} | {phase} | {ours_s * 1e3:.2f} | "
+            f"{peer_s * 1e3:.2f} | {peer_s / ours_s:.2f}x | {gflops:.1f} | {gflops / sgemm:.0%} |"
+        )
+
+
 def run(args) -> int:
     try:
         import torch
@@ -154,28 +189,22 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     archs = args.arch or DEFAULT_ARCHS
     shapes = [_parse_shape(s) for s in args.shape] if args.shape else SHAPES
-    sgemm = sgemm_gflops()
-    print(
-        f"sgemm (NumPy, float32, 1024^3): {sgemm:.1f} GFLOP/s; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; median of {args.repeats} alternating runs"
-    )
-    print("| arch | T | B | H | phase | rnnbench ms | torch ms | speed-up | GFLOP/s | of sgemm |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for arch in archs:
-        for T, B, H in shapes:
-            for phase, (ours, peer) in _pair(torch, arch, T, B, H).items():
-                times = np.array(
-                    [(_idle_seconds(ours), _idle_seconds(peer)) for _ in range(args.repeats)]
-                )
-                ours_s, peer_s = np.median(times, axis=0)
-                flops = (
-                    CELLS[arch].flops_per_step(H, H) * T * B * (3 if phase == "training" else 1)
-                )
-                gflops = flops / ours_s / 1e9
-                print(
-                    f"| {arch} | {T} | {B} | {H} | {phase} | {ours_s * 1e3:.2f} | "
-                    f"{peer_s * 1e3:.2f} | {peer_s / ours_s:.2f}x | {gflops:.1f} | "
-                    f"{gflops / sgemm:.0%} |",
-                    flush=True,
-                )
+    try:
+        _show_progress("measuring sgemm")
+        sgemm = sgemm_gflops()
+        _show_progress()
+        print(
+            f"sgemm (NumPy, float32, 1024^3): {sgemm:.1f} GFLOP/s; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; median of {args.repeats} alternating runs"
+        )
+        print(
+            "| arch | T | B | H | phase | rnnbench ms | torch ms | speed-up | GFLOP/s | of sgemm |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for arch, (T, B, H) in itertools.product(archs, shapes):
+            _show_progress(f"{arch} {T},{B},{H} checking against torch")
+            for row in _rows(torch, arch, T, B, H, args.repeats, sgemm):
+                print(row, flush=True)
+    finally:
+        _show_progress()  # clears the line on an error or Ctrl-C too
     return 0
