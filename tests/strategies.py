@@ -13,12 +13,8 @@ import rnnbench
 from rnnbench.cells import CELLS
 
 ARCHS = rnnbench.architectures()
-# The cells rnnbench defines, in the registry's order: not the user cells that
-# test_own_cell.py registers at import (which test themselves), so that what a
-# test covers does not depend on the order pytest imports the modules in.
-BUILTIN_ARCHS = [arch for arch in CELLS if arch in CELLS._builtin]
-# Those with a parallel-scan form (`Cell.scan`).
-SCAN_ARCHS = [arch for arch in BUILTIN_ARCHS if CELLS[arch].scan is not None]
+# The cells with a parallel-scan form (`Cell.scan`), in the registry's order.
+SCAN_ARCHS = [arch for arch, cell in CELLS.items() if cell.scan is not None]
 STATE_KEYS = ("h0", "c0")  # gradient keys of the state's parts, in the state's order
 
 # Bounds of the drawn values: inputs of this size keep the pre-activations of
