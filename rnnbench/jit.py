@@ -29,22 +29,23 @@ from numba.extending import overload
 from . import _compat
 from .config import CACHE, CUDA_FASTMATH, JIT_OPTIONS
 
-# Every gate so far as (function, typing), for targets enabled later; see `add_target`.
+# Every gate so far as (function, typing, inline), for targets enabled later; see
+# `add_target`.
 _GATES: list = []
 
 
-def _cpu_overload(function, typing) -> None:
-    overload(function, jit_options=JIT_OPTIONS, inline="always", strict=False)(typing)
+def _cpu_overload(function, typing, inline: str) -> None:
+    overload(function, jit_options=JIT_OPTIONS, inline=inline, strict=False)(typing)
 
 
 _TARGETS: list = [_cpu_overload]
 
 
-def _register(function, typing):
-    _GATES.append((function, typing))
+def _register(function, typing, inline: str):
+    _GATES.append((function, typing, inline))
     function.rnnbench_typing = typing
     for target in _TARGETS:
-        target(function, typing)
+        target(function, typing, inline)
     return function
 
 
@@ -54,7 +55,7 @@ def gate(function):
     Returns `function` itself, which still runs as plain Python (as Numba's
     CUDA simulator runs it).
     """
-    return _register(function, lambda *args: function)
+    return _register(function, lambda *args: function, "always")
 
 
 def gate_overload(function):
@@ -63,23 +64,27 @@ def gate_overload(function):
     @gate_overload(tanh)
     def _tanh(x):  # Numba types in, the implementation for them out
         return ...
+
+    Compiled once per type and inlined by LLVM, not into Numba's IR at every
+    call site, which compiles faster where the cells call it often.
     """
-    return lambda typing: _register(function, typing)
+    return lambda typing: _register(function, typing, "never")
 
 
 def add_target(register) -> None:
     """Compile every gate, past and future, for one more target too: register(function,
-    typing) is that target's `overload`. The CUDA backend adds its own on import."""
+    typing, inline) is that target's `overload`. The CUDA backend adds its own on import."""
     _TARGETS.append(register)
-    for function, typing in _GATES:
-        register(function, typing)
+    for gate_ in _GATES:
+        register(*gate_)
 
 
-def cuda_overload(function, typing) -> None:
+def cuda_overload(function, typing, inline: str) -> None:
     """The CUDA target's registration of a gate, with CUDA_FASTMATH (see `config`)."""
     from numba.cuda.extending import overload as cuda
 
-    cuda(function, jit_options={"fastmath": CUDA_FASTMATH}, strict=False)(typing)
+    options = {"fastmath": CUDA_FASTMATH}
+    cuda(function, jit_options=options, inline=inline, strict=False)(typing)
 
 
 def fingerprint(cell) -> str:

@@ -15,14 +15,18 @@ from .threads import THREADS
 
 
 @cuda.jit(device=True, fastmath=CUDA_FASTMATH)
-def block_scan(decay, last):
-    """Compose the block's steps state -> decay[i] * state + last[i] in thread order.
+def block_scan(like, step_decay, step_last):
+    """Compose the block's steps state -> step_decay * state + step_last, one per thread,
+    in thread order; returns (incoming, total): the state the steps of threads 0..i-1
+    leave from 0 (this thread's chunk starts there), and that of all the block's steps.
 
-    decay, last: [THREADS] in shared memory, one step per thread; afterwards
-    thread i's entries are the composite of the steps of threads 0..i
-    (Hillis-Steele: log2(THREADS) rounds, each step after the one before it).
+    like: any array of the element type. Hillis-Steele in shared memory: log2(THREADS)
+    rounds, each step after the one before it; every thread must call it.
     """
+    decay = cuda.shared.array(THREADS, like.dtype)
+    last = cuda.shared.array(THREADS, like.dtype)
     i = cuda.threadIdx.x
+    decay[i], last[i] = step_decay, step_last
     cuda.syncthreads()
     offset = 1
     while offset < THREADS:
@@ -34,6 +38,9 @@ def block_scan(decay, last):
             decay[i] *= earlier_decay
         cuda.syncthreads()
         offset *= 2
+    incoming, total = (last[i - 1] if i > 0 else 0.0), last[THREADS - 1]
+    cuda.syncthreads()  # all have read before the next call writes
+    return incoming, total
 
 
 @cuda.jit(device=True, fastmath=CUDA_FASTMATH)
@@ -67,8 +74,6 @@ def _scan_forward(cell: Cell):
         see only the input  x_proj, h, saved, out, out_offset: as in step_forward
         """
         T, B, H = x_proj.shape[0], h.shape[1], h.shape[2]
-        decay = cuda.shared.array(THREADS, h.dtype)
-        last = cuda.shared.array(THREADS, h.dtype)
         i, first, stop = thread_steps(T)
         for unit in range(cuda.blockIdx.x, B * H, cuda.gridDim.x):
             b, j = unit // H, unit % H
@@ -79,9 +84,7 @@ def _scan_forward(cell: Cell):
                 state, _ = cell_forward(x_proj[t, b], no_recurrence, j, H, state, 0.0, saved[t, b])
                 h[t + 1 - reverse, b, j] = state
                 product *= cell_decay(saved[t, b], j, H)
-            decay[i], last[i] = product, state
-            block_scan(decay, last)
-            incoming = last[i - 1] if i > 0 else 0.0
+            incoming, _ = block_scan(h, product, state)
             product = 1.0
             for s in range(first, stop):
                 t = T - 1 - s if reverse else s
@@ -89,7 +92,6 @@ def _scan_forward(cell: Cell):
                 product *= cell_decay(saved[t, b], j, H)
                 h[new, b, j] += product * incoming
                 out[t, b, out_offset + j] = h[new, b, j]
-            cuda.syncthreads()
 
     return scan_forward
 
@@ -106,8 +108,6 @@ def _scan_backward(cell: Cell):
         h, saved, dy, dy_offset, dxp: as in step_backward
         """
         T, B, H = saved.shape[0], h.shape[1], h.shape[2]
-        decay = cuda.shared.array(THREADS, h.dtype)
-        last = cuda.shared.array(THREADS, h.dtype)
         i, first, stop = thread_steps(T)
         for unit in range(cuda.blockIdx.x, B * H, cuda.gridDim.x):
             b, j = unit // H, unit % H
@@ -120,9 +120,7 @@ def _scan_backward(cell: Cell):
                 a = cell_decay(saved[t, b], j, H)
                 carried = a * dh[new, b, j]
                 product *= a
-            decay[i], last[i] = product, carried
-            block_scan(decay, last)
-            incoming = last[i - 1] if i > 0 else 0.0
+            incoming, total = block_scan(h, product, carried)
             product = 1.0
             for q in range(first, stop):
                 t = q if reverse else T - 1 - q
@@ -134,7 +132,6 @@ def _scan_backward(cell: Cell):
                     0.0, dxp[t, b], dxp[t, b],
                 )  # fmt: skip
             if i == THREADS - 1:
-                dh[T * reverse, b, j] = last[i]
-            cuda.syncthreads()
+                dh[T * reverse, b, j] = total
 
     return scan_backward
