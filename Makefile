@@ -17,12 +17,15 @@ $(STAMP): pyproject.toml
 # inputs span several and the grid-stride loops wrap; then every CUDA kernel
 # is compiled to PTX with the real NVVM compiler. Neither needs a GPU.
 CUDA_SIMULATOR := NUMBA_ENABLE_CUDASIM=1 RNNBENCH_CUDA_THREADS_PER_BLOCK=6 RNNBENCH_CUDA_MAX_BLOCKS=2
+SIMULATED_TESTS := tests/test_cuda.py tests/test_cuda_scan.py \
+	tests/test_own_cell.py::test_cuda_matches_cpu \
+	tests/test_inference.py::test_cuda_inference_in_chunks_matches_the_forward_with_a_tape
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
-	$(CUDA_SIMULATOR) $(PY) -m pytest tests/test_cuda.py tests/test_cuda_scan.py tests/test_own_cell.py::test_cuda_matches_cpu
+	$(CUDA_SIMULATOR) $(PY) -m pytest $(SIMULATED_TESTS)
 	$(VENV)/bin/rnnbench ptx --cc 8.0 --cc 9.0
 
 # The asv suite on .venv's Python (`asv run -E existing`), results saved for

@@ -142,8 +142,8 @@ def _wait(backend: str):
 
 
 def forward(net: rnnbench.RNN, x, backend: str):
-    """The forward, finished: (y, final state)."""
-    result = net.forward(x)
+    """The inference forward (no tape), finished: (y, final state)."""
+    result = net.forward(x, grad=False)
     _wait(backend)
     return result
 

@@ -16,6 +16,11 @@ from .cells import CELLS
 
 BACKENDS = ("cpu", "cuda")
 DTYPES = (np.float32, np.float64)
+# Bytes of buffers a grad=False forward walks time in (see `RNN.forward`): a
+# sequence whose buffers fit runs in one chunk, as with grad=True; longer ones in
+# chunks of this size, each a few milliseconds of work, so the chunks cost nothing
+# measurable.
+INFERENCE_CHUNK_BYTES = 16 * 2**20
 
 
 def architectures() -> list[str]:
@@ -110,6 +115,7 @@ class RNN:
             for key, shape in self._shapes.items()
         }
         self._tapes = None
+        self._inference_only = False
 
     @property
     def directions(self) -> int:
@@ -202,12 +208,16 @@ class RNN:
         _check_array("x", x, (T, B, self.input_size), self.dtype)
         return T, B
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, *, grad: bool = True):
         """Run the stack over x: [T,B,I]; returns (y: [T,B,D*H], h_n or (h_n, c_n)).
 
-        Keeps what BPTT needs for the next `backward`. NumPy x gives NumPy
-        results; device arrays give device arrays.
+        grad=True keeps what BPTT needs for the next `backward`; grad=False keeps
+        nothing (inference: time is walked in chunks of INFERENCE_CHUNK_BYTES of
+        buffers, so memory beyond y and the state does not grow with T). NumPy x
+        gives NumPy results; device arrays give device arrays.
         """
+        if not isinstance(grad, bool | np.bool_):
+            raise TypeError(f"grad must be a bool, got {grad!r}")
         T, B = self._check_input(x)
         self._host_io = isinstance(x, np.ndarray)
         h0, c0 = self._check_state("state", state, B)
@@ -220,33 +230,57 @@ class RNN:
             y = backend.zeros((T, B, D * H), self.dtype)
             for direction in range(D):
                 k = layer * D + direction
-                tape = backend.layer_forward(
-                    self.cell,
-                    self._layer_params(layer, direction),
-                    layer_input,
-                    h0[k],
-                    None if c0 is None else c0[k],
-                    bool(direction),
-                    y,
-                    direction * H,
-                    self.parallel_scan,
+                tape, h_last, c_last = self._layer_forward(
+                    layer, direction, layer_input, h0[k], None if c0 is None else c0[k], y, grad
                 )
                 tapes.append(tape)
-                h_last, c_last = final_state(tape, bool(direction))
                 h_n.append(h_last)
                 c_n.append(c_last)
             layer_input = y
-        self._tapes = tapes
+        self._tapes = tapes if grad else None
+        self._inference_only = not grad
         h_n = self._output(backend.stack(h_n))
         state = (h_n, self._output(backend.stack(c_n))) if self.cell.has_cell_state else h_n
         return self._output(layer_input), state
 
+    def _layer_forward(self, layer: int, direction: int, x, h0, c0, y, grad: bool):
+        """One layer-direction over x: [T,B,I] into y's columns; returns (its tape, or None
+        without grad, h_n, c_n)."""
+        reverse = bool(direction)
+        params = self._layer_params(layer, direction)
+
+        def run(t0: int, t1: int, h0, c0):
+            return self.backend.layer_forward(
+                self.cell, params, x[t0:t1], h0, c0, reverse, y[t0:t1],
+                direction * self.hidden_size, self.parallel_scan,
+            )  # fmt: skip
+
+        T = x.shape[0]
+        if grad:
+            tape = run(0, T, h0, c0)
+            return tape, *final_state(tape, reverse)
+        steps = self._inference_steps(x.shape[1])
+        starts = range(0, T, steps)
+        for t0 in reversed(starts) if reverse else starts:
+            h0, c0 = final_state(run(t0, min(t0 + steps, T), h0, c0), reverse)
+        return None, h0, c0
+
+    def _inference_steps(self, batch: int) -> int:
+        """Time steps per chunk of a grad=False forward: its buffers (input projection,
+        states, saved activations) in INFERENCE_CHUNK_BYTES."""
+        cell, H = self.cell, self.hidden_size
+        per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
+        return max(1, INFERENCE_CHUNK_BYTES // (batch * H * per_unit * self.dtype.itemsize))
+
     @property
     def tape_nbytes(self) -> int:
-        """Bytes the most recent forward keeps for BPTT, over every layer and direction.
+        """Bytes the most recent forward keeps for BPTT, over every layer and direction
+        (0 after a grad=False forward).
 
         Raises ValueError before the first forward.
         """
+        if self._inference_only:
+            return 0
         if self._tapes is None:
             raise ValueError("tape_nbytes needs a forward first: call model.forward(x)")
         return sum(tape.nbytes for tape in self._tapes)
@@ -260,6 +294,11 @@ class RNN:
         return self._backward(dy, dstate)[0]
 
     def _backward(self, dy, dstate):
+        if self._inference_only:
+            raise ValueError(
+                "backward needs a forward with grad=True: the most recent forward ran with "
+                "grad=False and kept nothing for BPTT"
+            )
         if self._tapes is None:
             raise ValueError(
                 "backward needs a forward first: call model.forward(x) before model.backward(dy)"
