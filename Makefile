@@ -28,10 +28,12 @@ test: $(STAMP)
 	$(CUDA_SIMULATOR) $(PY) -m pytest $(SIMULATED_TESTS)
 	$(VENV)/bin/rnnbench ptx --cc 8.0 --cc 9.0
 
-# The asv suite on .venv's Python (`asv run -E existing`), results saved for
-# HEAD, then the report. ASV_RUN_ARGS= (empty) for full timings instead of --quick.
+# The asv suite on .venv's Python, results saved for HEAD, then the report.
+# `-E venv:` (asv_env.py) files them under asv's own name for that Python
+# version (virtualenv-py3.11), the same from every clone and for `asv run`
+# over commits. ASV_RUN_ARGS= (empty) for full timings instead of --quick.
 ASV_RUN_ARGS ?= --quick
 bench: $(STAMP)
 	$(VENV)/bin/asv machine --yes
-	$(VENV)/bin/asv run -E existing:$(abspath $(PY)) --set-commit-hash $$(git rev-parse HEAD) $(ASV_RUN_ARGS)
+	$(VENV)/bin/asv run -E venv:$(PY) --set-commit-hash $$(git rev-parse HEAD) $(ASV_RUN_ARGS)
 	$(VENV)/bin/rnnbench report
