@@ -340,12 +340,14 @@ class RNN:
             grads["c0"] = backend.stack(dc0)
         return {key: self._output(g) for key, g in grads.items()}, last_dh
 
-    def gradient_norms(self, x, state=None, u=None) -> np.ndarray:
+    def gradient_norms(self, x, state=None, u=None, *, log10: bool = False) -> np.ndarray:
         """Mean over batch rows of |dL/dh_k|, k = 0..T, for L = sum(u * h_T) of the last layer.
 
         x: [T,B,I]; u: [B,H], a random unit vector per row when None.
         Runs forward and the package's own BPTT (replacing the most recent
-        forward). Returns float64 [T+1]. Raises ValueError if bidirectional.
+        forward). Returns float64 [T+1]; with log10=True, log10 of each entry,
+        exact for any T (also far below float64's range), and -inf where the
+        gradient is exactly zero. Raises ValueError if bidirectional.
         """
         if self.bidirectional:
             raise ValueError("gradient_norms needs a unidirectional model (bidirectional=False)")
@@ -354,14 +356,75 @@ class RNN:
             u = np.random.default_rng(self.seed).standard_normal((B, self.hidden_size))
             u = (u / np.linalg.norm(u, axis=1, keepdims=True)).astype(self.dtype)
         _check_array("u", u, (B, self.hidden_size), self.dtype)
-        y, _ = self.forward(x, state)
-        dstate_h = np.zeros(self._state_shape(B), self.dtype)
-        dstate_h[-1] = self.backend.to_host(u)
-        dstate = (dstate_h, np.zeros_like(dstate_h)) if self.cell.has_cell_state else dstate_h
-        dy = self.backend.zeros(y.shape, self.dtype)
-        _, dh = self._backward(dy, dstate)
-        dh = self.backend.to_host(dh).astype(np.float64)
-        return np.linalg.norm(dh, axis=2).mean(axis=1)
+        self.forward(x, state)
+        mantissa, exponent = self._last_layer_gradient_norms(self.backend.to_host(u))
+        if not log10:
+            return np.ldexp(mantissa, exponent).mean(axis=1)
+        # log10 of sum_b mantissa * 2^exponent / B, summed relative to the largest exponent
+        nonzero = mantissa > 0
+        top = np.where(nonzero, exponent, 0).max(axis=1, initial=np.iinfo(np.int64).min)
+        top = np.where(nonzero.any(axis=1), top, 0)
+        total = np.ldexp(mantissa, exponent - top[:, None]).sum(axis=1)
+        with np.errstate(divide="ignore"):
+            return np.log10(total / B) + top * np.log10(2.0)
+
+    def _last_layer_gradient_norms(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """|dL/dh_k| of each batch row as mantissa * 2^exponent: two [T+1,B] arrays.
+
+        BPTT walks back through the last layer's tape in segments of
+        _NORM_SEGMENT steps; before each segment each row's dL/dh (and dL/dc) is
+        scaled by a power of two to a largest entry in [0.5, 1), which is exact,
+        and the exponents are carried, so no norm underflows or overflows.
+        """
+        backend, cell, H = self.backend, self.cell, self.hidden_size
+        tape = self._tapes[-1]
+        params = self._layer_params(self.num_layers - 1, 0)
+        T, B, inputs = tape.x.shape
+        mantissa = np.zeros((T + 1, B))
+        exponent = np.zeros((T + 1, B), np.int64)
+        scale = np.zeros(B, np.int64)  # the carried rows are the true ones times 2^-scale
+        dh_end = u
+        dc_end = np.zeros_like(u) if cell.has_cell_state else None
+        for end in range(T, 0, -_NORM_SEGMENT):
+            shift = _binary_exponent(dh_end if dc_end is None else np.hstack([dh_end, dc_end]))
+            dh_end = np.ldexp(dh_end, -shift).astype(self.dtype)
+            dc_end = None if dc_end is None else np.ldexp(dc_end, -shift).astype(self.dtype)
+            scale += shift[:, 0]
+            start = max(end - _NORM_SEGMENT, 0)
+            piece = tape._replace(
+                x=tape.x[start:end],
+                h=tape.h[start : end + 1],
+                c=tape.c[start : end + 1],
+                saved=tape.saved[start:end],
+            )
+            _, dh, dh0, dc0 = backend.layer_backward(
+                cell,
+                params,
+                piece,
+                False,
+                backend.zeros((end - start, B, H), self.dtype),
+                0,
+                backend.asarray(dh_end),
+                None if dc_end is None else backend.asarray(dc_end),
+                backend.zeros((end - start, B, inputs), self.dtype),
+            )
+            dh = backend.to_host(dh).astype(np.float64)
+            step_exponent = _binary_exponent(dh)
+            mantissa[start : end + 1] = np.linalg.norm(np.ldexp(dh, -step_exponent), axis=2)
+            exponent[start : end + 1] = step_exponent[..., 0] + scale
+            dh_end = backend.to_host(dh0)
+            dc_end = None if dc0 is None else backend.to_host(dc0)
+        return mantissa, exponent
+
+
+# Steps gradient_norms' BPTT takes between rescalings: safe while the norm
+# changes by less than about 10^(300/16) per step (float64; 10^(37/16), float32).
+_NORM_SEGMENT = 16
+
+
+def _binary_exponent(a: np.ndarray) -> np.ndarray:
+    """e such that max |a| over the last axis is in [2^(e-1), 2^e) (0 for all zeros), keepdims."""
+    return np.frexp(np.abs(a).max(axis=-1, keepdims=True))[1].astype(np.int64)
 
 
 def gradient_decay(
@@ -373,14 +436,16 @@ def gradient_decay(
     seed: int = 0,
     backend: str = "cpu",
     dtype=np.float64,
+    log10: bool = False,
 ) -> np.ndarray:
     """`RNN.gradient_norms` of a fresh default-initialised model on standard normal x.
 
-    Everything is drawn from `seed`. Returns float64 [seq_len + 1].
+    Everything is drawn from `seed`. Returns float64 [seq_len + 1] (log10 of the
+    norms with log10=True, exact for any seq_len).
     """
     model = RNN(arch, input_size, hidden_size, dtype=dtype, backend=backend, seed=seed)
     seq_len = _positive_int("seq_len", seq_len)
     batch = _positive_int("batch", batch)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((seq_len, batch, input_size)).astype(model.dtype)
-    return model.gradient_norms(x)
+    return model.gradient_norms(x, log10=log10)
