@@ -48,12 +48,12 @@ SEED = 0
 SHAPE_NAMES = ["seq_len", "batch", "hidden"]
 SHAPES = [GRID[name] for name in SHAPE_NAMES]
 
-# Gradient decay: one fixed float64 run per architecture, long enough for the
-# farthest distance to reach h_0.
-DECAY_SEQ_LEN = 1024
+# Gradient decay: one float64 run per architecture and sequence length, its
+# curve recorded at every power of two in distance up to T.
+DECAY_SEQ_LENS = [256, 1024, 4096]
 DECAY_BATCH = 16
 DECAY_HIDDEN = 64
-DECAY_DISTANCES = [1, 4, 16, 64, 256, 1024]
+DECAY_DISTANCES = [2**k for k in range(max(DECAY_SEQ_LENS).bit_length())]
 
 # float32 results are checked against float64 ones norm-wise: |a - b| <=
 # RTOL |b| + ATOL sqrt(n). RTOL is jax's default float32 tolerance; ATOL
