@@ -24,12 +24,14 @@ GRIDS = {
         "batch": [16],
         "hidden": [64],
         "gemm": [64, 256, 1024],
+        "triad": [2**26],
     },
     "full": {
         "seq_len": [16, 64, 256, 1024, 4096, 16384],
         "batch": [1, 16, 64],
         "hidden": [64, 256],
         "gemm": [64, 256, 1024, 2048, 4096],
+        "triad": [2**20, 2**26, 2**28],
     },
 }
 GRID_NAME = os.environ.get("RNNBENCH_BENCH_GRID", "quick")
