@@ -8,8 +8,10 @@ import ast
 import itertools
 import json
 import math
+import re
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -179,7 +181,7 @@ def test_plots_are_written_and_decode(report_dir):
         assert height > 100 and width > 100
 
 
-def test_latest_commit_changes_are_flagged_beyond_the_99_percent_ci(report_dir):
+def test_latest_commit_changes_are_flagged_beyond_the_ci_and_the_factor(report_dir):
     results = load_results(report_dir)
     rows = results.frame[results.frame["machine"] == "fixbox"]
     before, after = views.commits_by_date(rows)
@@ -197,22 +199,32 @@ def test_latest_commit_changes_are_flagged_beyond_the_99_percent_ci(report_dir):
         disjoint = (
             new_stats["ci_99_a"] > stats["ci_99_b"] or new_stats["ci_99_b"] < stats["ci_99_a"]
         )
+        beyond = max(new_value / value, value / new_value) > views.FACTOR
         row = changes.loc[(INFERENCE, label)]
-        assert row["flagged"] == disjoint
+        assert row["flagged"] == (disjoint and beyond)
         assert row["noise"] == "99% CI"
-        if disjoint:
+        assert row["ratio"] == pytest.approx(new_value / value, rel=1e-12)
+        if disjoint and beyond:
             assert row["verdict"] == ("faster" if new_value < value else "slower")
             flagged += 1
     assert flagged >= 1  # the fixture's second commit halves the lstm forward
     text = (report_dir / "report.md").read_text()
-    assert "| faster |" in text
+    section = text.split("## Machine `fixbox`")[1].split("### Latest commit")[1]
+    section = section.split("###")[0]
+    assert "| faster |" in section
+    # only flagged rows (and changes of status) are listed; the rest is counted
+    assert "within noise |" not in section and "within factor |" not in section
+    counts = changes["verdict"].value_counts()
+    for verdict in ("within factor", "within noise", "unchanged"):
+        if verdict in counts:
+            assert f"{counts[verdict]} {verdict}" in section
 
 
-def _row(value, status="ok", low=None, high=None, q25=None, q75=None):
+def _row(value, status="ok", low=None, high=None, q25=None, q75=None, unit="seconds"):
     return {
         "benchmark": "b.B.time_x",
         "params": "n=1",
-        "unit": "seconds",
+        "unit": unit,
         "value": value,
         "status": status,
         "ci_99_a": low,
@@ -222,13 +234,33 @@ def _row(value, status="ok", low=None, high=None, q25=None, q75=None):
     }
 
 
+def _quick(value):
+    """asv run --quick: one sample, a 99% CI of (-inf, inf), an IQR of width 0."""
+    return _row(value, low=-math.inf, high=math.inf, q25=value, q75=value)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "noise", "verdict"),
     [
-        (_row(1.0, low=0.9, high=1.1), _row(1.05, low=0.95, high=1.15), "99% CI", "within noise"),
+        # usable 99% CIs: flagged only beyond the factor and with disjoint intervals
+        (_row(1.0, low=0.9, high=1.1), _row(1.05, low=0.95, high=1.15), "99% CI", "within factor"),
+        (_row(1.0, low=0.8, high=1.25), _row(1.2, low=1.0, high=1.4), "99% CI", "within noise"),
+        (
+            _row(1.0, low=0.99, high=1.01),
+            _row(1.05, low=1.04, high=1.06),
+            "99% CI",
+            "within factor",
+        ),
         (_row(1.0, low=0.9, high=1.1), _row(2.0, low=1.8, high=2.2), "99% CI", "slower"),
         (_row(1.0, q25=0.99, q75=1.01), _row(0.5, q25=0.49, q75=0.51), "IQR", "faster"),
-        (_row(1.0), _row(1.5), "none", "changed (no noise estimate)"),
+        # asv run --quick: one sample, CI (-inf, inf), IQR of width 0: the factor decides
+        (_quick(1.0), _quick(1.5), "none", "slower"),
+        (_quick(1.0), _quick(0.6), "none", "faster"),
+        (_quick(1.0), _quick(1.05), "none", "within factor"),
+        # track_* and peakmem_*: no noise estimate at all
+        (_row(100.0, unit="GFLOP/s"), _row(150.0, unit="GFLOP/s"), "none", "higher"),
+        (_row(100.0, unit="bytes"), _row(101.0, unit="bytes"), "none", "within factor"),
+        (_row(1.0), _row(1.0), "none", "unchanged"),
         (_row(1.0), _row(math.nan, status="failed"), "", "ok -> failed"),
     ],
 )
@@ -236,7 +268,154 @@ def test_changes_verdicts(old, new, noise, verdict):
     rows = pd.DataFrame([{**old, "commit": "a"}, {**new, "commit": "b"}])
     change = views.changes(rows, "a", "b").iloc[0]
     assert (change["noise"], change["verdict"]) == (noise, verdict)
-    assert change["flagged"] == (verdict in ("slower", "faster"))
+    assert change["flagged"] == (verdict in views.FLAGGED)
+
+
+def test_the_factor_is_configurable():
+    rows = pd.DataFrame([{**_row(1.0), "commit": "a"}, {**_row(1.5), "commit": "b"}])
+    assert views.changes(rows, "a", "b", factor=1.4).iloc[0]["verdict"] == "slower"
+    assert views.changes(rows, "a", "b", factor=1.6).iloc[0]["verdict"] == "within factor"
+
+
+def _limit(benchmark: str, value: float, commit: str) -> dict:
+    return {**_row(value, unit="x"), "benchmark": benchmark, "commit": commit}
+
+
+@pytest.mark.parametrize("limit", [views.SGEMM, views.BANDWIDTH])
+@pytest.mark.parametrize(("moved", "hardware"), [(1.3, True), (1 / 1.3, True), (1.2, False)])
+def test_a_machine_whose_limits_moved_is_called_new_hardware_not_a_regression(
+    limit, moved, hardware
+):
+    rows = pd.DataFrame(
+        [
+            {**_row(1.0), "commit": "a"},
+            {**_row(2.0), "commit": "b"},
+            _limit(limit, 100.0, "a"),
+            _limit(limit, 100.0 * moved, "b"),
+        ]
+    )
+    found = views.hardware_changes(rows, "a", "b")
+    assert bool(found) == hardware
+    timing = views.changes(rows, "a", "b").set_index("benchmark").loc["b.B.time_x"]
+    assert timing["verdict"] == ("hardware changed" if hardware else "slower")
+    assert timing["flagged"] == (not hardware)
+
+
+def add_benchmark(results: Path, file: str, name: str, names: list, params: list, values: list):
+    """Add a track benchmark's results to results/<file> and its entry to benchmarks.json."""
+    stored = [[repr(p) for p in values_] for values_ in params]
+    info = json.loads((results / "benchmarks.json").read_text())
+    info[name] = {"name": name, "param_names": names, "params": stored, "type": "track"}
+    info[name]["unit"] = {views.BANDWIDTH: "GB/s", views.DECAY_PATH: "steps"}.get(name, "x")
+    (results / "benchmarks.json").write_text(json.dumps(info))
+    data = json.loads((results / file).read_text())
+    data["results"][name] = [values, stored, "0"]
+    (results / file).write_text(json.dumps(data))
+
+
+def test_report_names_a_hardware_change(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(DATA / "results", results)
+    data = json.loads(latest_file("fixbox").read_text())
+    data["results"][views.SGEMM][0] = [2 * v for v in data["results"][views.SGEMM][0]]
+    (results / "fixbox" / latest_file("fixbox").name).write_text(json.dumps(data))
+    assert main(["report", "--results", str(results), "--machine", "fixbox", "--no-plots"]) == 0
+    section = (results / "report.md").read_text().split("### Latest commit")[1].split("###")[0]
+    assert "**The hardware changed**" in section and "sgemm 50 -> 100 GFLOP/s (2.00x)" in section
+    assert "| faster |" not in section and "| slower |" not in section
+
+
+def test_roofline_shares_come_from_sgemm_bandwidth_and_the_documented_traffic(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(DATA / "results", results)
+    file = f"fixbox/{latest_file('fixbox').name}"
+    add_benchmark(results, file, views.BANDWIDTH, ["n"], [[2**20, 2**26]], [30.0, 12.0])
+    assert main(["report", "--results", str(results), "--machine", "fixbox", "--no-plots"]) == 0
+    table = pd.read_csv(results / "report-data.csv")
+    rows = table[table["commit"].str.startswith("5291")]
+    raw = raw_results(latest_file("fixbox"))
+    sgemm = max(v for _, v, _ in raw[views.SGEMM])
+    tape = {(p["arch"], p["seq_len"]): v for p, v, _ in raw[views.BPTT_MEMORY]}
+    checked = 0
+    for name, factor in ((INFERENCE, 1), (TRAINING, 3)):
+        for params, value, _ in raw[name]:
+            if value is None or math.isnan(value) or params["arch"] not in CELLS:
+                continue
+            cell, T, B, H = CELLS[params["arch"]], params["seq_len"], params["batch"], 8
+            # each array once, float32: x and y (and dy, dx), parameters (and gradients),
+            # the final state (and the initial state's gradient), the tape written and read
+            count = sum(math.prod(shape) for shape in cell.param_shapes(H, H).values())
+            state = B * H * (2 if cell.has_cell_state else 1)
+            if factor == 1:
+                traffic = 4 * (2 * T * B * H + count + state)
+            else:
+                traffic = 4 * (4 * T * B * H + 2 * count + 2 * state) + 2 * tape[params["arch"], T]
+            flops = factor * cell.flops_per_step(H, H) * T * B
+            bound = flops / (sgemm * 1e9) + traffic / (30.0 * 1e9)
+            row = rows[
+                (rows["benchmark"] == name)
+                & (rows["arch"] == params["arch"])
+                & (rows["backend"] == params["backend"])
+                & (rows["seq_len"] == T)
+            ].iloc[0]
+            assert row["traffic_bytes"] == traffic
+            assert row["gb_per_s"] == pytest.approx(traffic / value / 1e9, rel=1e-12)
+            assert row["roofline_share"] == pytest.approx(bound / value, rel=1e-12)
+            checked += 1
+    assert checked == 8
+    text = (results / "report.md").read_text()
+    assert "### Roofline" in text and " GB/s) |" in text
+
+
+def test_w_hh_beyond_l2_is_streamed_at_every_step():
+    H, T = 512, 10  # lstm W_hh: 4H x H float32 = 4 MiB
+    count = 4 * H * H * 2 + 8 * H
+    once = 4 * (2 * T * H + count + 2 * H)
+    assert views.traffic_bytes("lstm", "inference", T, 1, H, 0.0) == once + T * 4 * 4 * H * H
+    assert views.traffic_bytes("lstm", "inference", T, 1, 64, 0.0) == 4 * (
+        2 * T * 64 + 4 * 64 * 64 * 2 + 8 * 64 + 2 * 64
+    )
+
+
+def test_decay_curves_at_several_lengths_with_rates_and_no_path(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(DATA / "results", results)
+    file = f"fixbox/{latest_file('fixbox').name}"
+    archs, lengths, distances = ["rnn_tanh", "indrnn"], [8, 32], [1, 2, 4, 8, 16, 32]
+    values = []
+    for arch in archs:
+        for T in lengths:
+            for d in distances:
+                cut = arch == "indrnn" and d > 2  # exactly zero: skipped (NaN)
+                values.append(math.nan if cut or d > T else -0.3 * d)
+    names = ["arch", "seq_len", "distance"]
+    add_benchmark(results, file, views.DECAY, names, [archs, lengths, distances], values)
+    rates = [-0.3, -0.31, math.nan, math.nan]
+    add_benchmark(results, file, views.DECAY_RATE, names[:2], [archs, lengths], rates)
+    add_benchmark(results, file, views.DECAY_PATH, names[:2], [archs, lengths], [8, 32, 2, 2])
+    assert main(["report", "--results", str(results), "--machine", "fixbox"]) == 0
+    text = (results / "report.md").read_text()
+    decay = text.split("### Gradient decay")[1].split("###")[0]
+    assert "| rnn_tanh | -0.3000 per step | -0.3100 per step |" in decay
+    assert "| indrnn | no path beyond d = 2 | no path beyond d = 2 |" in decay
+    for T in lengths:
+        table = decay.split(f"seq_len={T}):")[1].split("Gradient decay")[0].split("![")[0]
+        rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+        assert len(rows) == 1 + sum(d <= T for d in distances)  # no row beyond T
+        assert "| 4 | -1.2 | 0, no path |" in table
+        assert (results / f"report-fixbox-decay-T{T}.png").stat().st_size > 1000
+    assert not re.search(r"\b(-?inf|nan)\b", text, re.IGNORECASE)
+
+
+def test_report_of_the_committed_results_prints_no_warning_and_no_inf(tmp_path, capsys):
+    """The repository's own results/, as `make bench` leaves them for a fresh clone."""
+    committed = Path(__file__).parent.parent / "results"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["report", "--results", str(committed), "--output", str(tmp_path)]) == 0
+    assert "warning" not in capsys.readouterr().err.lower()
+    text = (tmp_path / "report.md").read_text()
+    assert not re.search(r"\b(-?inf|nan)\b", text, re.IGNORECASE)
 
 
 def test_bad_files_are_named_and_the_rest_reported(tmp_path, capsys):

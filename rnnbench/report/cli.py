@@ -6,11 +6,13 @@ and skipped.
 """
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from .load import load_results
 from .markdown import REPORT, write_report
+from .views import FACTOR
 
 
 def add_arguments(parser: argparse.ArgumentParser):
@@ -40,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser):
         "selected is shown and compared with the one before it (default: all)",
     )
     parser.add_argument(
+        "--factor",
+        type=_factor,
+        default=FACTOR,
+        metavar="F",
+        help="flag a change between commits only beyond this ratio (or 1/F), as "
+        "`asv compare --factor` (default: %(default)s)",
+    )
+    parser.add_argument(
         "--plots",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -52,6 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser):
         help="show a progress bar on stderr while reading (default: when stderr is a "
         "terminal and there are many files)",
     )
+
+
+def _factor(text: str) -> float:
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = math.nan
+    if not factor > 1 or math.isinf(factor):
+        raise argparse.ArgumentTypeError(f"must be a number above 1, got {text!r}")
+    return factor
 
 
 def _fail(message: str) -> int:
@@ -84,6 +104,8 @@ def run(args) -> int:
             + (f" for {', '.join(chosen)}" if chosen else "")
         )
     output = Path(args.output) if args.output else results_dir
-    written = write_report(results, output, source=f"{results_dir}/", draw_plots=args.plots)
+    written = write_report(
+        results, output, source=f"{results_dir}/", draw_plots=args.plots, factor=args.factor
+    )
     print(f"wrote {output / REPORT} and {len(written) - 1} more file(s)", file=sys.stderr)
     return 0

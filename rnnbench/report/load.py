@@ -50,7 +50,17 @@ CORE_COLUMNS = (
     "file",
 )
 # Columns the report's views add (views.add_derived); a parameter never takes these names.
-DERIVED_COLUMNS = ("mode", "tokens", "tokens_per_s", "gflop_per_s", "sgemm_share")
+DERIVED_COLUMNS = (
+    "mode",
+    "tokens",
+    "tokens_per_s",
+    "gflop_per_s",
+    "sgemm_share",
+    "traffic_bytes",
+    "gb_per_s",
+    "roofline_s",
+    "roofline_share",
+)
 # asv's unit for each benchmark type, for benchmarks missing from benchmarks.json.
 UNIT_BY_PREFIX = {"time": "seconds", "peakmem": "bytes", "mem": "bytes"}
 SKIPPED_FILES = {"machine.json", "benchmarks.json"}

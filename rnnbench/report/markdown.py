@@ -4,6 +4,7 @@ Every table and plot is a view of the frame that `load.load_results` reads.
 """
 
 import importlib.util
+import itertools
 import re
 from pathlib import Path
 
@@ -69,6 +70,21 @@ def gflops_text(row) -> str:
         return row.status
     share = f" ({row.sgemm_share:.1%} of sgemm)" if pd.notna(row.sgemm_share) else ""
     return f"{row.gflop_per_s:.3g} GFLOP/s{share}" if pd.notna(row.gflop_per_s) else ""
+
+
+def roofline_text(row) -> str:
+    if row.status != "ok":
+        return row.status
+    if pd.isna(row.roofline_share):
+        return f"{row.gb_per_s:.3g} GB/s" if pd.notna(row.gb_per_s) else ""
+    return f"{row.roofline_share:.1%} ({row.gb_per_s:.3g} GB/s)"
+
+
+def decay_text(row) -> str:
+    """A decay point: its log10 norm, or "0, no path" by bench_decay's rule."""
+    if views.no_path(row):
+        return "0, no path"
+    return number_text(row)
 
 
 def fastest_text(row) -> str:
@@ -158,6 +174,38 @@ def _throughput(report: Report, rows: pd.DataFrame, params: list[str]):
         heading = mode.capitalize()
         report.side_by_side(f"{heading}, tokens/s", mine, params, "seq_len", "arch", tokens_text)
         report.side_by_side(f"{heading}, GFLOP/s", mine, params, "seq_len", "arch", gflops_text)
+    _roofline(report, rows, params)
+
+
+def _roofline(report: Report, rows: pd.DataFrame, params: list[str]):
+    if not rows["gb_per_s"].notna().any():
+        return
+    sgemm = rows.loc[rows["benchmark"] == views.SGEMM, "value"].max()
+    bandwidth = rows.loc[rows["benchmark"] == views.BANDWIDTH, "value"].max()
+    limits = (
+        f"sgemm {sgemm:.4g} GFLOP/s and triad {bandwidth:.4g} GB/s at this commit"
+        if pd.notna(sgemm) and pd.notna(bandwidth)
+        else "no sgemm and bandwidth measured at this commit, so no share; GB/s only"
+    )
+    report.add(
+        "### Roofline",
+        "Each row's share of its roofline: the time its matrix-product FLOPs take at the "
+        "machine's sgemm plus the time its compulsory memory traffic takes at the machine's "
+        f"bandwidth ({limits}), over the measured time; 100% would be a kernel at both "
+        "limits. In brackets the traffic's rate. The traffic counts each array a call "
+        "touches once (float32): inference reads x [T,B,I] and the parameters and writes "
+        "y [T,B,H] and the final state; a training step also writes the tape "
+        "(track_bptt_bytes) and reads it back, reads dy and writes dx, the parameters' "
+        f"gradients and the initial state's; W_hh is read again at every step (twice in "
+        f"training) when it exceeds one core's L2 ({views.L2_BYTES // 2**20} MiB). A low "
+        "share is a slow implementation; a high one with few tokens/s, an expensive "
+        "architecture.",
+    )
+    for benchmark, mode in views.THROUGHPUT.items():
+        mine = rows[rows["benchmark"] == benchmark]
+        if not mine.empty:
+            heading = f"{mode.capitalize()}, share of the roofline (GB/s)"
+            report.side_by_side(heading, mine, params, "seq_len", "arch", roofline_text)
 
 
 def _against_length(report: Report, rows, params, machine: str, intro, benchmarks: dict):
@@ -208,25 +256,39 @@ def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
         return
     report.add(
         "### Gradient decay",
-        "log10 of the mean norm of dL/dh at distance d before the last step "
-        "(`rnnbench.gradient_decay`).",
+        "log10 of the mean norm of dL/dh at distance d before the last step T "
+        "(`rnnbench.gradient_decay(..., log10=True)`, float64, exact far below float64's "
+        'range). "0, no path": the gradient is exactly zero there (relu cut every path); '
+        "it has no logarithm, so the suite records none (asv: n/a).",
     )
+    rates = views.decay_rates(rows)
+    if not rates.empty:
+        report.add(
+            "Per-step decay rate: the least-squares slope of log10 |dL/dh| against d over "
+            "16 <= d <= T/2 (below 0: vanishing, above: exploding):",
+            markdown_table(rates),
+        )
+    if "seq_len" in mine:  # distances beyond T: not applicable
+        distance, seq_len = (mine[c].astype("float64") for c in ("distance", "seq_len"))
+        mine = mine[~(distance > seq_len)]
     heading = f"Gradient decay ({mine['unit'].iloc[0]})"
-    report.side_by_side(heading, mine, params, "distance", "arch", number_text)
-    if "distance" in views.present_params(mine, params):
-        # The values are log10 already, and reach below float64's range (-332
-        # over 1024 steps of rnn_tanh): plot them as they are, on a linear axis.
-        keys = [p for p in views.present_params(mine, params) if p != "distance"]
-        distance = pd.to_numeric(mine["distance"], errors="coerce")
-        spread = distance.min() > 0 and distance.max() >= 100 * distance.min()
+    report.side_by_side(heading, mine, params, "distance", "arch", decay_text)
+    present = views.present_params(mine, params)
+    if "distance" not in present:
+        return
+    # The values are log10 already, and reach far below float64's range (-1300
+    # over 4096 steps of rnn_tanh): plot them as they are, on a linear axis.
+    keys = [p for p in present if p not in ("distance", "seq_len")]
+    for title, group in views.split(mine, [p for p in present if p == "seq_len"]):
+        suffix = f"-T{group['seq_len'].iloc[0]}" if title else ""
         report.plot(
-            f"report-{slug(machine)}-decay",
-            plots.lines(mine, "distance", "value", keys),
-            "gradient norm against distance",
-            title=f"Gradient decay ({machine})",
+            f"report-{slug(machine)}-decay{suffix}",
+            plots.lines(group, "distance", "value", keys),
+            f"gradient norm against distance{f' ({title})' if title else ''}",
+            title=f"Gradient decay{f', {title}' if title else ''} ({machine})",
             xlabel="distance d from the last step (steps)",
             ylabel=r"$\log_{10} |\partial L / \partial h_{T-d}|$",
-            logx=bool(spread),  # geometric distances (1, 4, ..., 1024) read better on log x
+            logx=True,  # powers of two in distance
         )
 
 
@@ -258,34 +320,52 @@ def _peers(report: Report, rows: pd.DataFrame, params: list[str]):
     )
 
 
-def _first_call_and_sgemm(report: Report, rows: pd.DataFrame, params: list[str]):
+def _first_call_and_limits(report: Report, rows: pd.DataFrame, params: list[str]):
     first = rows[rows["benchmark"] == views.FIRST_CALL]
     if not first.empty:
         report.add("### First call (compile and run)")
         heading = "Time to the first result"
         report.side_by_side(heading, first, params, "arch", "backend", value_text)
-    sgemm = rows[rows["benchmark"] == views.SGEMM]
-    if not sgemm.empty:
-        report.add("### sgemm", markdown_table(listing(sgemm), index=False))
+    limits = rows[rows["benchmark"].isin(views.LIMITS)]
+    if not limits.empty:
+        report.add(
+            "### Machine limits",
+            "float32 matrix products (sgemm) and memory bandwidth (STREAM's triad, "
+            "12 bytes per element), on every core.",
+            markdown_table(listing(limits), index=False),
+        )
 
 
-def _changes(report: Report, rows: pd.DataFrame, commits: list[str]):
+def _changes(report: Report, rows: pd.DataFrame, commits: list[str], factor: float):
     report.add("### Latest commit against the one before")
     if len(commits) < 2:
         report.add("Only one commit has results here: nothing to compare.")
         return
     before, after = commits[-2], commits[-1]
-    table = views.changes(rows, before, after)
+    table = views.changes(rows, before, after, factor)
+    hardware = views.hardware_changes(rows, before, after)
     flagged = table[table["flagged"]]
+    counts = table["verdict"].value_counts()
     report.add(
         f"`{after[:8]}` against `{before[:8]}`: {len(table)} results measured at both, "
-        f"{len(flagged)} changed beyond the noise. A change is flagged when asv's 99% "
-        "confidence intervals of the two runs do not overlap (the interquartile range "
-        "where asv recorded no interval); results without either (track_*, peakmem_*) "
-        "are only marked as changed."
+        f"{len(flagged)} changed. A change is flagged when the ratio after/before is beyond "
+        f"{factor:g} (or 1/{factor:g}, as `asv compare` uses) and, where both runs have a "
+        "usable noise estimate (asv's 99% confidence interval, else the interquartile "
+        "range), their intervals do not overlap; one sample (`asv run --quick`) has none, "
+        "and then the factor alone decides. Not listed: "
+        + ", ".join(f"{counts[v]} {v}" for v in counts.index if v not in views.FLAGGED)
+        + "."
     )
-    quiet = ("within noise", "unchanged", "same status")
-    shown = table[~table["verdict"].isin(quiet)].drop(columns="flagged")
+    if hardware:
+        report.add(
+            "**The hardware changed** under this machine name between these commits, or "
+            "something loaded the machine while the suite ran ("
+            + "; ".join(hardware)
+            + f", more than {views.HARDWARE_CHANGE - 1:.0%}): no row is called a "
+            "regression or an improvement. Name each machine after its hardware "
+            "(`asv machine --machine NAME`)."
+        )
+    shown = table[table["flagged"] | table["verdict"].str.contains("->", regex=False)]
     if shown.empty:
         return
     shown = shown.assign(
@@ -293,8 +373,23 @@ def _changes(report: Report, rows: pd.DataFrame, commits: list[str]):
         after=[quantity(v, u) for v, u in zip(shown["after"], shown["unit"], strict=True)],
         ratio=[f"{r:.3f}" if pd.notna(r) else "" for r in shown["ratio"]],
     )
-    shown = shown.sort_values("verdict", key=lambda v: v.str.startswith("changed"), kind="stable")
-    report.add(markdown_table(shown.drop(columns="unit"), index=False))
+    report.add(markdown_table(shown.drop(columns=["unit", "flagged"]), index=False))
+
+
+def _hardware_history(report: Report, rows: pd.DataFrame, commits: list[str]):
+    """One line per pair of consecutive commits between which the hardware changed."""
+    lines = [
+        f"- between `{before[:8]}` and `{after[:8]}`: " + "; ".join(found)
+        for before, after in itertools.pairwise(commits)
+        if (found := views.hardware_changes(rows, before, after))
+    ]
+    if lines:
+        report.add(
+            "The hardware under this machine name changed, or something loaded the machine "
+            f"while the suite ran: its sgemm or bandwidth moved by more than "
+            f"{views.HARDWARE_CHANGE - 1:.0%}",
+            "\n".join(lines),
+        )
 
 
 def _status(report: Report, rows: pd.DataFrame):
@@ -312,7 +407,7 @@ def _status(report: Report, rows: pd.DataFrame):
         report.add("Failed:", markdown_table(listing(failed), index=False))
 
 
-def _machine_section(report: Report, frame: pd.DataFrame, params: list[str], machine, info):
+def _machine_section(report: Report, frame: pd.DataFrame, params, machine, info, factor):
     rows_all = frame[frame["machine"] == machine]
     commits = views.commits_by_date(rows_all)
     rows = rows_all[rows_all["commit"] == commits[-1]]
@@ -327,13 +422,14 @@ def _machine_section(report: Report, frame: pd.DataFrame, params: list[str], mac
         + (f" of {date:%Y-%m-%d %H:%M} UTC" if pd.notna(date) else "")
         + f"; {len(commits)} commit(s) with results on this machine.",
     )
+    _hardware_history(report, rows_all, commits)
     _throughput(report, rows, params)
     _scaling(report, rows, params, machine)
     _memory(report, rows, params, machine)
     _decay(report, rows, params, machine)
     _peers(report, rows, params)
-    _first_call_and_sgemm(report, rows, params)
-    _changes(report, rows_all, commits)
+    _first_call_and_limits(report, rows, params)
+    _changes(report, rows_all, commits, factor)
     _status(report, rows)
     other = rows[~rows["benchmark"].isin(views.KNOWN)]
     if not other.empty:
@@ -372,10 +468,15 @@ def _write_data(frame: pd.DataFrame, output_dir: Path) -> tuple[list[Path], str]
 
 
 def write_report(
-    results: Results, output_dir, source: str = "results/", draw_plots: bool = True
+    results: Results,
+    output_dir,
+    source: str = "results/",
+    draw_plots: bool = True,
+    factor: float = views.FACTOR,
 ) -> list[Path]:
     """Write report.md, its plots (unless draw_plots is False) and the tidy table under
-    output_dir; returns their paths. results must hold at least one row.
+    output_dir; returns their paths. results must hold at least one row; factor is the
+    smallest ratio between commits that is flagged as a change.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -406,7 +507,7 @@ def write_report(
     _summary(report, frame, results.param_columns, machines)
     for machine in machines:
         info = results.machines.get(machine, {})
-        _machine_section(report, frame, results.param_columns, machine, info)
+        _machine_section(report, frame, results.param_columns, machine, info, factor)
     path = output_dir / REPORT
     path.write_text("\n".join(report.lines), encoding="utf-8")
     return [path, *report.plots, *data]

@@ -21,14 +21,38 @@ PEERS = {
 PEAK_MEMORY = "bench_memory.Memory.peakmem_train_step"
 BPTT_MEMORY = "bench_memory.Memory.track_bptt_bytes"
 DECAY = "bench_decay.GradientDecay.track_decay"
+DECAY_RATE = "bench_decay.DecayRate.track_rate"
+DECAY_PATH = "bench_decay.DecayPath.track_path_steps"
 FIRST_CALL = "bench_compile.FirstCall.time_first_result"
 SGEMM = "bench_gemm.Gemm.track_sgemm_gflops"
-KNOWN = {*THROUGHPUT, *PEERS, PEAK_MEMORY, BPTT_MEMORY, DECAY, FIRST_CALL, SGEMM}
+BANDWIDTH = "bench_gemm.Bandwidth.track_triad_gbps"
+LIMITS = {SGEMM: "sgemm", BANDWIDTH: "bandwidth"}
+KNOWN = {
+    *THROUGHPUT,
+    *PEERS,
+    PEAK_MEMORY,
+    BPTT_MEMORY,
+    DECAY,
+    DECAY_RATE,
+    DECAY_PATH,
+    FIRST_CALL,
+    *LIMITS,
+}
 # Forward passes' worth of FLOPs per call: a training step is forward + BPTT, three
 # times the forward's matrix-product FLOPs (Cell.flops_per_step).
 FLOP_FACTOR = {"inference": 1, "training": 3}
+# The suite's throughput benchmarks run float32.
+ITEMSIZE = 4
+# W_hh is streamed again at every step when it does not fit one core's L2 (2 MiB
+# on the machines rnnbench is built on).
+L2_BYTES = 2 * 2**20
 # Noise measures asv records, in the order the comparison tries them.
 NOISE = (("ci_99_a", "ci_99_b", "99% CI"), ("q_25", "q_75", "IQR"))
+# asv compare's default factor: a change smaller than this is never flagged.
+FACTOR = 1.1
+# A machine's sgemm or bandwidth moving by more than this between commits means
+# its hardware changed under the same name.
+HARDWARE_CHANGE = 1.25
 
 
 def flops_per_token(arch, hidden: float) -> float:
@@ -49,12 +73,46 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(math.nan, index=frame.index, dtype="float64")
 
 
+def traffic_bytes(arch, mode, seq_len: float, batch: float, hidden: float, tape: float) -> float:
+    """Compulsory memory traffic of one call in bytes (float32, input size = hidden).
+
+    Each array the call touches is read or written once: inference reads x [T,B,I]
+    and the parameters and writes y [T,B,H] and the final state; a training step also
+    writes the tape (`tape` bytes, asv's track_bptt_bytes) and reads it back, reads dy,
+    writes dx, the parameters' gradients and the initial state's. W_hh is read once
+    more per step (twice in training) when it does not fit one core's L2. NaN for an
+    architecture rnnbench does not know, or a training step without its tape size.
+    """
+    cell = CELLS.get(arch)
+    if cell is None or mode not in FLOP_FACTOR or not hidden >= 1:
+        return math.nan
+    shapes = cell.param_shapes(int(hidden), int(hidden))
+    params = sum(math.prod(shape) for shape in shapes.values())
+    w_hh = math.prod(shapes.get("weight_hh", (0,))) * ITEMSIZE
+    state = batch * hidden * (2 if cell.has_cell_state else 1)
+    sequence = seq_len * batch * hidden  # x, and y, dy, dx alike
+    streamed = seq_len * w_hh if w_hh > L2_BYTES else 0.0
+    if mode == "inference":
+        return ITEMSIZE * (2 * sequence + params + state) + streamed
+    return ITEMSIZE * (4 * sequence + 2 * params + 2 * state) + 2 * tape + 2 * streamed
+
+
+def _best(frame: pd.DataFrame, benchmark: str, name: str) -> pd.Series:
+    """The best ok value of a benchmark per (machine, commit), named `name`."""
+    rows = frame[(frame["benchmark"] == benchmark) & (frame["status"] == "ok")]
+    return rows.groupby(["machine", "commit"])["value"].max().rename(name)
+
+
 def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with mode, tokens, tokens_per_s, gflop_per_s and sgemm_share added.
+    """The frame with mode, tokens, tokens_per_s, gflop_per_s, sgemm_share, traffic_bytes,
+    gb_per_s, roofline_s and roofline_share added.
 
     tokens = seq_len * batch per call; gflop_per_s from Cell.flops_per_step (empty for
     an architecture rnnbench does not know); sgemm_share = gflop_per_s over the best
-    sgemm GFLOP/s measured on the same machine at the same commit.
+    sgemm GFLOP/s measured on the same machine at the same commit. traffic_bytes is
+    `traffic_bytes`, gb_per_s that over the time; roofline_s is the time the FLOPs take
+    at that sgemm plus the time the traffic takes at the best triad bandwidth measured
+    with them, and roofline_share = roofline_s / the measured time.
     """
     frame = frame.copy()
     frame["mode"] = frame["benchmark"].map({**THROUGHPUT, **PEERS})
@@ -69,12 +127,35 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
         flops_per_token(arch, size) * FLOP_FACTOR.get(mode, math.nan)
         for arch, size, mode in zip(_column(frame, "arch"), hidden, frame["mode"], strict=True)
     ]
-    frame["gflop_per_s"] = frame["tokens_per_s"] * pd.Series(flops, index=frame.index) / 1e9
-    sgemm = frame[(frame["benchmark"] == SGEMM) & (frame["status"] == "ok")]
-    best = sgemm.groupby(["machine", "commit"])["value"].max().rename("sgemm_best")
-    frame = frame.join(best, on=["machine", "commit"])
-    frame["sgemm_share"] = frame["gflop_per_s"] / frame.pop("sgemm_best")
+    flops = pd.Series(flops, index=frame.index) * frame["tokens"]
+    frame["gflop_per_s"] = flops / frame["value"] / 1e9
+    frame = frame.join(_best(frame, SGEMM, "sgemm_best"), on=["machine", "commit"])
+    frame = frame.join(_best(frame, BANDWIDTH, "bandwidth_best"), on=["machine", "commit"])
+    frame["sgemm_share"] = frame["gflop_per_s"] / frame["sgemm_best"]
+    tape = _tape_bytes(frame)
+    frame["traffic_bytes"] = [
+        traffic_bytes(*args)
+        for args in zip(
+            _column(frame, "arch"), frame["mode"], seq_len, batch, hidden, tape, strict=True
+        )
+    ]
+    frame["gb_per_s"] = frame["traffic_bytes"] / frame["value"] / 1e9
+    frame["roofline_s"] = flops / (frame.pop("sgemm_best") * 1e9) + frame["traffic_bytes"] / (
+        frame.pop("bandwidth_best") * 1e9
+    )
+    frame["roofline_share"] = frame["roofline_s"] / frame["value"]
     return frame
+
+
+def _tape_bytes(frame: pd.DataFrame) -> pd.Series:
+    """For each row, track_bptt_bytes of the same machine, commit, backend and shape."""
+    keys = ["machine", "commit", "arch", "backend", "seq_len", "batch", "hidden"]
+    if not all(k in frame for k in keys):
+        return pd.Series(math.nan, index=frame.index)
+    bptt = frame[(frame["benchmark"] == BPTT_MEMORY) & (frame["status"] == "ok")]
+    bptt = bptt.drop_duplicates(keys).set_index(keys)["value"]
+    index = pd.MultiIndex.from_frame(frame[keys])
+    return pd.Series(bptt.reindex(index).to_numpy(), index=frame.index)
 
 
 def present_params(rows: pd.DataFrame, param_columns: list[str]) -> list[str]:
@@ -170,36 +251,61 @@ def commits_by_date(rows: pd.DataFrame) -> list[str]:
     return list(order.sort_values(["date", "ran"], na_position="first").index)
 
 
-def _noise_verdict(old: pd.Series, new: pd.Series) -> tuple[str, str]:
-    """(noise measure used, verdict) for one benchmark and parameter set at two commits."""
+def _noise(old: pd.Series, new: pd.Series) -> tuple[str, bool | None]:
+    """(noise measure, whether the two runs' intervals overlap) from the first measure
+    both runs have with finite, non-empty bounds; ("none", None) when neither has one
+    (asv's --quick: one sample, a 99% CI of (-inf, inf) and an IQR of width 0)."""
+    for low, high, name in NOISE:
+        bounds = [old[low], old[high], new[low], new[high]]
+        usable = all(pd.notna(b) and math.isfinite(b) for b in bounds)
+        if usable and old[high] > old[low] and new[high] > new[low]:
+            return name, bool(new[low] <= old[high] and old[low] <= new[high])
+    return "none", None
+
+
+def _verdict(old: pd.Series, new: pd.Series, factor: float) -> tuple[str, float, str]:
+    """(noise measure, ratio new/old, verdict) for one benchmark and parameter set.
+
+    A change is flagged (verdict slower/faster, or higher/lower for what is not a
+    time) when the ratio is beyond factor (or 1/factor) and, where both runs have a
+    usable noise estimate, their intervals do not overlap; without one the factor
+    alone decides.
+    """
     if old["status"] != "ok" or new["status"] != "ok":
         same = old["status"] == new["status"]
-        return "", "same status" if same else f"{old['status']} -> {new['status']}"
-    for low, high, name in NOISE:
-        if old[[low, high]].notna().all() and new[[low, high]].notna().all():
-            if new[low] <= old[high] and old[low] <= new[high]:
-                return name, "within noise"
-            words = ("slower", "faster") if new["unit"] == "seconds" else ("higher", "lower")
-            return name, words[0] if new["value"] > old["value"] else words[1]
-    return "none", "unchanged" if new["value"] == old["value"] else "changed (no noise estimate)"
+        return "", math.nan, "same status" if same else f"{old['status']} -> {new['status']}"
+    ratio = new["value"] / old["value"] if old["value"] > 0 and new["value"] > 0 else math.nan
+    noise, overlap = _noise(old, new)
+    if new["value"] == old["value"]:
+        return noise, ratio, "unchanged"
+    if not max(ratio, 1 / ratio) > factor:  # also when there is no ratio (values <= 0)
+        return noise, ratio, "within factor"
+    if overlap:
+        return noise, ratio, "within noise"
+    words = ("slower", "faster") if new["unit"] == "seconds" else ("higher", "lower")
+    return noise, ratio, words[0] if ratio > 1 else words[1]
 
 
-def changes(rows: pd.DataFrame, before: str, after: str) -> pd.DataFrame:
-    """Each benchmark and parameter set measured at both commits, with a verdict.
+FLAGGED = ("slower", "faster", "higher", "lower")
 
-    A change is flagged (flagged = True) when asv's 99% confidence intervals of the
-    two runs do not overlap; where asv recorded no CI, the interquartile ranges
-    (q_25..q_75) are used; benchmarks with neither (track_*, peakmem_*) are never
-    flagged, only marked as changed.
+
+def changes(rows: pd.DataFrame, before: str, after: str, factor: float = FACTOR) -> pd.DataFrame:
+    """Each benchmark and parameter set measured at both commits, with a verdict
+    (`_verdict`); flagged = True for a change beyond the factor and the noise. When the
+    machine's hardware changed between the two (`hardware_changes`), no row is flagged
+    and the verdicts of would-be changes read "hardware changed".
     """
     key = ["benchmark", "params"]
     old = rows[rows["commit"] == before].set_index(key)
     new = rows[rows["commit"] == after].set_index(key)
     both = old.index.intersection(new.index, sort=False)
+    hardware = bool(hardware_changes(rows, before, after))
     records = []
     for index in both:
         o, n = old.loc[index], new.loc[index]
-        noise, verdict = _noise_verdict(o, n)
+        noise, ratio, verdict = _verdict(o, n, factor)
+        if hardware and verdict in FLAGGED:
+            verdict = "hardware changed"
         records.append(
             {
                 "benchmark": index[0],
@@ -207,11 +313,60 @@ def changes(rows: pd.DataFrame, before: str, after: str) -> pd.DataFrame:
                 "unit": n["unit"],
                 "before": o["value"],
                 "after": n["value"],
-                "ratio": n["value"] / o["value"] if o["value"] else math.nan,
+                "ratio": ratio,
                 "noise": noise,
                 "verdict": verdict,
-                "flagged": verdict in ("slower", "faster", "higher", "lower"),
+                "flagged": verdict in FLAGGED,
             }
         )
     columns = ["benchmark", "params", "unit", "before", "after", "ratio", "noise", "verdict"]
     return pd.DataFrame(records, columns=[*columns, "flagged"])
+
+
+def hardware_changes(rows: pd.DataFrame, before: str, after: str) -> list[str]:
+    """What says the hardware changed between two commits of one machine: the best sgemm
+    GFLOP/s or triad GB/s moving by more than HARDWARE_CHANGE (either way), one line each."""
+    found = []
+    for benchmark, name in LIMITS.items():
+        ok = rows[(rows["benchmark"] == benchmark) & (rows["status"] == "ok")]
+        best = ok.groupby("commit")["value"].max()
+        if before in best and after in best:
+            ratio = best[after] / best[before]
+            if max(ratio, 1 / ratio) > HARDWARE_CHANGE:
+                unit = rows.loc[rows["benchmark"] == benchmark, "unit"].iloc[0]
+                found.append(
+                    f"{name} {best[before]:.4g} -> {best[after]:.4g} {unit} ({ratio:.2f}x)"
+                )
+    return found
+
+
+def no_path(row) -> bool:
+    """A decay point the suite skipped because dL/dh is exactly zero there (bench_decay's
+    rule): skipped at a distance within the sequence (old results name no seq_len)."""
+    distance, seq_len = (getattr(row, name, None) for name in ("distance", "seq_len"))
+    beyond = not (pd.isna(distance) or pd.isna(seq_len)) and distance > seq_len
+    return row.status == "skipped" and not beyond
+
+
+def decay_rates(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-step decay rate per architecture (rows) and sequence length (columns), as text:
+    the slope, or "no path beyond d = N" from DecayPath where the curve hits exact zero."""
+    rates = rows[rows["benchmark"] == DECAY_RATE]
+    if rates.empty or "arch" not in rates or "seq_len" not in rates:
+        return pd.DataFrame()
+    paths = rows[(rows["benchmark"] == DECAY_PATH) & (rows["status"] == "ok")]
+    path = paths.set_index(["arch", "seq_len"])["value"]
+    cells = []
+    for row in rates.itertuples():
+        if row.status == "ok":
+            cells.append(f"{row.value:.4f} per step")
+        elif (row.arch, row.seq_len) in path.index:
+            cells.append(f"no path beyond d = {path[row.arch, row.seq_len]:.0f}")
+        else:
+            cells.append(row.status)
+    table = rates.assign(cell=cells, T=[f"T={t}" for t in rates["seq_len"]])
+    order = list(pd.unique(table["T"]))
+    table = table.pivot_table(
+        index="arch", columns="T", values="cell", aggfunc="first", sort=False
+    )
+    return table[order].fillna("")
