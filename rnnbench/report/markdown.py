@@ -84,7 +84,7 @@ def decay_text(row) -> str:
     """A decay point: its log10 norm, or "0, no path" by bench_decay's rule."""
     if views.no_path(row):
         return "0, no path"
-    return number_text(row)
+    return f"{row.value + 0.0:.4g}" if row.status == "ok" else row.status
 
 
 def fastest_text(row) -> str:
@@ -288,7 +288,7 @@ def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
             title=f"Gradient decay{f', {title}' if title else ''} ({machine})",
             xlabel="distance d from the last step (steps)",
             ylabel=r"$\log_{10} |\partial L / \partial h_{T-d}|$",
-            logx=True,  # powers of two in distance
+            logx=False,  # a constant per-step rate draws a straight line
         )
 
 
