@@ -387,7 +387,7 @@ def _hardware_history(report: Report, rows: pd.DataFrame, commits: list[str]):
         report.add(
             "The hardware under this machine name changed, or something loaded the machine "
             f"while the suite ran: its sgemm or bandwidth moved by more than "
-            f"{views.HARDWARE_CHANGE - 1:.0%}",
+            f"{views.HARDWARE_CHANGE - 1:.0%}:",
             "\n".join(lines),
         )
 
