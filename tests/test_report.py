@@ -485,6 +485,12 @@ def test_progress_bar_and_help(tmp_path, capsys):
     out = capsys.readouterr().out
     for option in ("--results", "--output", "--machine", "--commit", "--no-plots", "--progress"):
         assert option in out
+    assert "--factor" in out
+    for bad in ("1", "0.5", "x", "inf"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["report", "--results", str(tmp_path), "--factor", bad])
+        assert exit_info.value.code == 2
+        assert "--factor: must be a number above 1" in capsys.readouterr().err
 
 
 def test_unknown_parameter_names_are_shown_not_dropped(tmp_path):
