@@ -165,3 +165,12 @@ def device_functions_for(cc: tuple[int, int]):
     device = types.SimpleNamespace(compute_capability=cc)
     with mock.patch("numba.cuda.dispatcher.get_current_device", return_value=device):
         yield
+
+
+def external_function(name: str, signature):
+    """A C function that compiled code calls by its symbol `name` (resolved when the code
+    is linked, so kernels calling it stay in the disk cache, unlike a ctypes pointer)."""
+    _require("numba", "calling C by symbol (numba.core.types.ExternalFunction)")
+    from numba.core import types as numba_types
+
+    return numba_types.ExternalFunction(name, signature)

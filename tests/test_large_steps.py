@@ -1,6 +1,7 @@
-"""The CPU backend's large-step path (BLAS products, batch rows in blocks on threads)
-against its small-step path (compiled loops, one thread), which the other tests' small
-shapes take.
+"""The CPU backend's large-step paths (oneMKL's packed GEMM where the `mkl` wheel is
+installed, else OpenBLAS; batch rows in blocks on threads) against its small-step path
+(compiled loops, one thread), which the other tests' small shapes take. Both large-step
+paths run here wherever oneMKL loads (as in `make test`).
 
 The paths are forced through the backend's thresholds, `rnnbench.cpu.loops.LARGE_STEP_FLOPS` and
 `rnnbench.cpu.threads.PARALLEL_FLOPS`, with more threads than batch rows allow, so every
@@ -15,14 +16,18 @@ from checks import FLOAT32, SAME_MATH, assert_close
 from hypothesis import given
 from strategies import ARCHS, cases, parts, scaled, with_edge_cases
 
+import rnnbench
 import rnnbench.cpu
+from rnnbench.cpu import mkl
 
 SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
+LARGE_PATHS = ["mkl", "openblas"] if mkl.AVAILABLE else ["openblas"]
 
 
-def run(arch, case, dtype, threshold) -> dict:
+def run(arch, case, dtype, threshold, path="openblas") -> dict:
     """y, final state parts and gradients of one forward and backward of `case`."""
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mkl, "AVAILABLE", path == "mkl")
         patch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
@@ -33,15 +38,27 @@ def run(arch, case, dtype, threshold) -> dict:
     return {"y": y, **{f"final {k}": p for k, p in enumerate(parts(final))}, **grads}
 
 
+@pytest.mark.parametrize("path", LARGE_PATHS)
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @scaled(0.5)
 @given(case=cases(max_len=6, min_batch=2, max_batch=5, max_size=6))
 @with_edge_cases()
-def test_large_steps_give_the_results_of_small_steps(arch, dtype, case):
+def test_large_steps_give_the_results_of_small_steps(arch, dtype, path, case):
     small = run(arch, case, dtype, SMALL)
-    large = run(arch, case, dtype, LARGE)
+    large = run(arch, case, dtype, LARGE, path)
     assert small.keys() == large.keys()
     for key, value in small.items():
         assert large[key].dtype == dtype, key
         assert_close(large[key], value, SAME_MATH if dtype == np.float64 else FLOAT32, key)
+
+
+@pytest.mark.skipif(not mkl.AVAILABLE, reason="oneMKL (the mkl wheel) is not installed")
+def test_large_steps_of_dense_cells_take_onemkl_where_it_loads(monkeypatch):
+    packed = []
+    pack = mkl.pack
+    monkeypatch.setattr(mkl, "pack", lambda b, rows: packed.append(b.shape) or pack(b, rows))
+    model = rnnbench.RNN("lstm", 8, 16)  # [4H, H] weights: packed as W_hh^T, then W_hh
+    y, _ = model.forward(np.ones((3, 64, 8), np.float32))
+    model.backward(np.ones_like(y))
+    assert packed == [(16, 64), (64, 16)]

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..backend import Tape, parameter_gradients, rows
 from ..cells import DENSE, NONE, Cell
-from . import scan
-from .loops import large_step, loop_flops, time_loops
+from . import mkl, scan
+from .loops import MKL, loop_flops, step_product, time_loops
 from .threads import in_blocks, matmul, matmul_transposed_left, one_blas_thread
 
 
@@ -64,6 +64,13 @@ def _recurrent_weight(cell: Cell, params: dict, dtype) -> tuple[np.ndarray, np.n
     return w_hh, (np.ascontiguousarray(w_hh.T) if cell.recurrence == DENSE else _empty(dtype))
 
 
+def _packed(cell: Cell, b_t: np.ndarray, B: int, H: int) -> np.ndarray:
+    """b_t packed for oneMKL where the steps of a DENSE cell take it, else empty."""
+    if cell.recurrence == DENSE and step_product(cell, B, H) == MKL:
+        return mkl.pack(b_t, B)
+    return np.empty(0, np.uint8)
+
+
 @one_blas_thread
 def layer_forward(
     cell: Cell, params: dict, x, h0, c0, reverse: bool, out, out_offset: int,
@@ -87,13 +94,14 @@ def layer_forward(
     forward, _ = time_loops(cell)
     w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
     b_hh = params.get("bias_hh", _empty(dtype))
+    packed = _packed(cell, w_hh_t, B, H)
     h_proj = np.zeros((B, cell.gates * H), dtype)
     scratch = np.empty(cell.gates * H * B, dtype)
 
     def block(lo, hi):
         forward(
-            reverse, large_step(cell, hi - lo, H), lo, hi, x_proj, w_hh, w_hh_t, b_hh,
-            h, c, saved, h_proj, scratch, out, out_offset,
+            reverse, step_product(cell, hi - lo, H), lo, hi, x_proj, w_hh, w_hh_t, packed,
+            b_hh, h, c, saved, h_proj, scratch, out, out_offset,
         )  # fmt: skip
 
     in_blocks(block, B, loop_flops(cell, T, B, H))
@@ -119,11 +127,12 @@ def layer_backward(
     else:
         _, backward = time_loops(cell)
         w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
+        packed = _packed(cell, w_hh, B, H)
         scratch = np.empty(H * B, dtype)
 
         def block(lo, hi):
             backward(
-                reverse, large_step(cell, hi - lo, H), lo, hi, w_hh, w_hh_t,
+                reverse, step_product(cell, hi - lo, H), lo, hi, w_hh, w_hh_t, packed,
                 tape.h, tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, scratch,
             )  # fmt: skip
 

@@ -6,7 +6,7 @@ writes h[t + 1 - reverse].
 
 `time_loops(cell)` builds the loops for one cell as closures over its
 functions (see `rnnbench.jit`), so Numba inlines the gate math and folds the
-flags. Each step is one matrix product (BLAS when it is large, else a loop)
+flags. Each step is one matrix product (see `step_product`)
 and, per batch row, one call of `forward_units` (`backward_units`): the gate
 math over hidden units, compiled without reference counting so that LLVM
 vectorises it. The loops themselves are serial over a block of batch rows;
@@ -20,6 +20,12 @@ import numpy as np
 from ..cells import DENSE, DIAGONAL, Cell
 from ..config import GATE_FLOPS, LARGE_STEP_FLOPS
 from ..jit import cpu_kernel, cpu_units_kernel, specialise
+from . import mkl
+from .mkl import NO_TRANS, PACKED, ROW_MAJOR, dgemm_compute, sgemm_compute
+
+# How a time step's matrix product is computed: a compiled loop (small steps),
+# OpenBLAS, or oneMKL's packed GEMM (large steps, where the `mkl` wheel is installed).
+LOOP, OPENBLAS, MKL = 0, 1, 2
 
 
 def step_flops(cell: Cell, batch: int, hidden_size: int) -> int:
@@ -30,6 +36,13 @@ def step_flops(cell: Cell, batch: int, hidden_size: int) -> int:
 def large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
     """Whether a time step has work enough for BLAS."""
     return step_flops(cell, batch, hidden_size) >= LARGE_STEP_FLOPS
+
+
+def step_product(cell: Cell, batch: int, hidden_size: int) -> int:
+    """LOOP, OPENBLAS or MKL: how a step of `batch` rows computes its product."""
+    if not large_step(cell, batch, hidden_size):
+        return LOOP
+    return MKL if mkl.AVAILABLE else OPENBLAS
 
 
 def loop_flops(cell: Cell, T: int, B: int, H: int) -> int:
@@ -48,18 +61,27 @@ def time_loops(cell: Cell):
 
 
 @cpu_kernel
-def matmul_transposed_accumulate(blas, a, b, b_t, out, scratch):
-    """out += a @ b.T, a: [M,K], b: [N,K] and b_t: its transpose [K,N], out: [M,N].
+def matmul_transposed_accumulate(product, a, b, b_t, packed, out, scratch):
+    """out += a @ b.T, a: [M,K], b: [N,K] and b_t: its transpose [K,N], out: [M,N]; a and
+    out with contiguous rows.
 
-    With BLAS, as scratch: [N,M] = b @ a.T: OpenBLAS is several times faster
-    with the wide weight matrix on the left when M (the batch) is small.
-    Without, for products too small for BLAS, each vector loop runs along the
-    longer of N and K: when N is the longer, row m of out gathers a[m,k] * b_t[k]
-    over k; otherwise each entry is a dot product of a[m] and b[n].
+    MKL: oneMKL adds a @ b_t onto out, b_t packed by `mkl.pack` in `packed`.
+    OPENBLAS: as scratch: [N,M] = b @ a.T, then added transposed: OpenBLAS is
+    several times faster with the wide weight matrix on the left when M (the
+    batch) is small. LOOP, for products too small for either: each vector loop
+    runs along the longer of N and K: when N is the longer, row m of out gathers
+    a[m,k] * b_t[k] over k; otherwise each entry is a dot product of a[m] and b[n].
     """
     M, N = out.shape
     K = a.shape[1]
-    if blas:
+    if product == MKL:
+        lda, ldc = a.strides[0] // a.itemsize, out.strides[0] // out.itemsize
+        args = (ROW_MAJOR, NO_TRANS, PACKED, M, N, K, a.ctypes.data, lda, packed.ctypes.data, N)
+        if out.itemsize == 4:
+            sgemm_compute(*args, 1.0, out.ctypes.data, ldc)
+        else:
+            dgemm_compute(*args, 1.0, out.ctypes.data, ldc)
+    elif product == OPENBLAS:
         np.dot(b, a.T, scratch)
         for m in range(M):
             for n in range(N):
@@ -114,8 +136,8 @@ def _forward_loop(cell: Cell, forward_units):
     recurrence = cell.recurrence
 
     def forward(
-        reverse, large, lo, hi, x_proj, w_hh, w_hh_t, b_hh, h, c, saved, h_proj, scratch, out,
-        out_offset,
+        reverse, product, lo, hi, x_proj, w_hh, w_hh_t, packed, b_hh, h, c, saved, h_proj,
+        scratch, out, out_offset,
     ):  # fmt: skip
         """Walk a layer-direction through time, writing h, c, saved and its output columns.
 
@@ -124,7 +146,8 @@ def _forward_loop(cell: Cell, forward_units):
         h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
         saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H*B], for the recurrent
         pre-activations   out: [T,B,D*H], columns out_offset:out_offset+H written
-        large: the step is large enough for BLAS   lo, hi: the batch rows walked here
+        product: LOOP, OPENBLAS or MKL (then packed: `mkl.pack(w_hh_t)`)
+        lo, hi: the batch rows walked here
         (rows never meet, so blocks of rows can run on separate threads)
         """
         T, _, GH = x_proj.shape
@@ -137,7 +160,7 @@ def _forward_loop(cell: Cell, forward_units):
             if recurrence == DENSE:
                 rows_proj[:] = b_hh
                 matmul_transposed_accumulate(
-                    large, h[prev, lo:hi], w_hh, w_hh_t, rows_proj, rows_scratch
+                    product, h[prev, lo:hi], w_hh, w_hh_t, packed, rows_proj, rows_scratch
                 )
             for b in range(lo, hi):
                 if recurrence == DIAGONAL:
@@ -155,8 +178,8 @@ def _backward_loop(cell: Cell, backward_units):
     recurrence = cell.recurrence
 
     def backward(
-        reverse, large, lo, hi, w_hh, w_hh_t, h, c, saved, dy, dy_offset, dh, dc, dxp, dhp,
-        scratch,
+        reverse, product, lo, hi, w_hh, w_hh_t, packed, h, c, saved, dy, dy_offset, dh, dc,
+        dxp, dhp, scratch,
     ):  # fmt: skip
         """BPTT through a layer-direction; the mirror of `forward`.
 
@@ -165,7 +188,7 @@ def _backward_loop(cell: Cell, backward_units):
         dL/dh_T (at the final index) on entry and dL/dh_t for every state on exit,
         dy included   dc: [B,H] dL/dc_T in, dL/dc_0 out   dxp, dhp: [T,B,G*H]
         written, gradients of the input and recurrent pre-activations
-        scratch: [H*B]   large, lo, hi: as in `forward`
+        scratch: [H*B]   product, lo, hi: as in `forward`, packed: `mkl.pack(w_hh)`
         """
         T = dxp.shape[0]
         H = h.shape[2]
@@ -184,7 +207,7 @@ def _backward_loop(cell: Cell, backward_units):
                         dh[prev, b, j] += dhp[t, b, j] * w_hh[j]
             if recurrence == DENSE:
                 matmul_transposed_accumulate(
-                    large, dhp[t, lo:hi], w_hh_t, w_hh, dh[prev, lo:hi], rows_scratch
+                    product, dhp[t, lo:hi], w_hh_t, w_hh, packed, dh[prev, lo:hi], rows_scratch
                 )
 
     return backward

@@ -1,0 +1,79 @@
+"""oneMKL's packed GEMM for the time loops' step products, where the `mkl` wheel is installed.
+
+One step's product h @ W_hh^T is small (a block of batch rows) and repeats T
+times with the same weight: oneMKL packs the weight once per layer call
+(`cblas_?gemm_pack`) and multiplies each step against the packed copy
+(`cblas_?gemm_compute`), adding onto the bias already in place. One core,
+float32, measured inside a compiled loop of 200 steps: 175-183 GFLOP/s at
+M=8-64 rows, K=128-256, N=512-1024, where OpenBLAS with the transposed add the
+loops need reached 61-111 (README, "CPU performance"). Without oneMKL (another
+platform, or RNNBENCH_MKL=0) the loops use OpenBLAS as before.
+"""
+
+import ctypes
+import os
+import pathlib
+import sys
+
+import llvmlite.binding
+import numpy as np
+from numba import types
+
+from .._compat import external_function
+
+ROW_MAJOR, NO_TRANS, PACKED, B_MATRIX = 101, 111, 151, 162
+
+
+def _library() -> ctypes.CDLL | None:
+    """libmkl_rt from the `mkl` wheel (installed under sys.prefix/lib), loaded with its
+    sequential layer (rnnbench's threads split the work), or None."""
+    if os.environ.get("RNNBENCH_MKL", "1") in ("0", ""):
+        return None
+    path = pathlib.Path(sys.prefix, "lib", "libmkl_rt.so.3")
+    if not path.exists():
+        return None
+    os.environ.setdefault("MKL_THREADING_LAYER", "SEQUENTIAL")
+    try:
+        library = ctypes.CDLL(str(path))
+        llvmlite.binding.load_library_permanently(str(path))
+    except OSError:
+        return None
+    for prefix, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+        getattr(library, f"cblas_{prefix}gemm_pack_get_size").restype = ctypes.c_size_t
+        getattr(library, f"cblas_{prefix}gemm_pack").argtypes = [ctypes.c_int] * 6 + [
+            real, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+        ]  # fmt: skip
+    return library
+
+
+_LIBRARY = _library()
+AVAILABLE = _LIBRARY is not None
+
+
+def _compute(prefix: str, real):
+    """cblas_?gemm_compute(layout, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc)."""
+    i32 = types.int32
+    signature = types.void(
+        i32, i32, i32, i32, i32, i32, types.voidptr, i32, types.voidptr, i32, real,
+        types.voidptr, i32,
+    )  # fmt: skip
+    return external_function(f"cblas_{prefix}gemm_compute", signature)
+
+
+sgemm_compute = _compute("s", types.float32)
+dgemm_compute = _compute("d", types.float64)
+
+
+def pack(b: np.ndarray, rows: int) -> np.ndarray:
+    """b: [K,N] C-contiguous, packed as the B matrix of products with `rows` rows, for
+    `gemm_accumulate`; an empty array where oneMKL is not available."""
+    if not AVAILABLE:
+        return np.empty(0, np.uint8)
+    K, N = b.shape
+    prefix, real = ("s", ctypes.c_float) if b.dtype == np.float32 else ("d", ctypes.c_double)
+    size = getattr(_LIBRARY, f"cblas_{prefix}gemm_pack_get_size")(B_MATRIX, rows, N, K)
+    packed = np.empty(size, np.uint8)
+    getattr(_LIBRARY, f"cblas_{prefix}gemm_pack")(
+        ROW_MAJOR, B_MATRIX, NO_TRANS, rows, N, K, real(1.0), b.ctypes.data, N, packed.ctypes.data
+    )
+    return packed
