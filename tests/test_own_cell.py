@@ -328,3 +328,23 @@ def test_the_fingerprint_covers_closures_constants_and_callees():
         assert jit.fingerprint(builtin) != before
     finally:
         jit.JIT_OPTIONS = original
+
+
+def test_an_installed_package_registers_through_its_entry_point(tmp_path):
+    """A distribution on the path that declares `rnnbench.cells` entry points: one names a
+    module (importing it registers its cell), one names a `Cell`."""
+    (tmp_path / "my_cells.py").write_text(
+        SCRIPT.format(scale=0.5) + "TWIN = rnnbench.CELLS['scripted']._replace(name='twin')\n"
+    )
+    info = tmp_path / "my_cells-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-cells\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[rnnbench.cells]\nmodule = my_cells\ncell = my_cells:TWIN\n"
+    )
+    code = "import rnnbench\nprint(rnnbench.architectures()[-2:])\n" + RUN.replace(
+        "import numpy as np, rnnbench\n", "import numpy as np\n"
+    )
+    output = run_python(code, tmp_path, PYTHONPATH=str(tmp_path)).splitlines()
+    assert output[0] == "['scripted', 'twin']"
+    assert float(output[1]) == pytest.approx(expected_first_output(0.5))
