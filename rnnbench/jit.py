@@ -8,10 +8,10 @@ builds its kernels for one cell as closures over the cell's functions in a
 factory, and hands them to `specialise`, which names each for the disk cache
 after the cell and the `fingerprint` of its code, then compiles it:
 
-    def time_loops(cell):
+    def time_loop(cell):
         cell_forward = cell.forward
-        def forward_units(...): ... cell_forward(...) ...
-        return specialise(cell, cpu_kernel, forward_units)
+        def forward(...): ... cell_forward(...) ...
+        return specialise(cell, cpu_kernel, forward)
 
 Numba's disk cache checks only the stamp of the file that defines a kernel
 (here the backend's, not the cell's), so the fingerprint in the name is what
