@@ -2,6 +2,8 @@
 inside layers (see `rnnbench.cpu.threads` and `rnnbench.cpu.threads.one_blas_thread`)."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -105,3 +107,77 @@ def test_a_forked_child_gets_its_own_pool(split_everything):
         time.sleep(0.05)
     os.kill(pid, 9)
     pytest.fail("the forked child hung in _in_blocks")
+
+
+# The main thread forks while another trains; each child trains too and must find
+# BLAS as the parent had it. A child that hangs dumps its stack and exits 1 after
+# 20 s; the first failure ends the run with its code.
+FORK_WHILE_TRAINING = """
+import faulthandler, os, threading, time
+import numpy as np
+import rnnbench
+from rnnbench.cpu import threads
+
+x = np.random.default_rng(0).standard_normal((200, 16, 64))
+dy = np.ones((200, 16, 64))
+
+
+def train(stop=lambda: True):
+    model = rnnbench.RNN("lstm", 64, 64, dtype=np.float64, seed=0)
+    while True:
+        model.forward(x)
+        model.backward(dy)
+        if stop():
+            return
+
+
+def blas_threads():
+    return [lib["num_threads"] for lib in threads._blas().info()]
+
+
+def child_exit_code(pid):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    return "killed after 30 s"
+
+
+before = blas_threads()
+train()
+stopping = threading.Event()
+trainer = threading.Thread(target=train, args=(stopping.is_set,), daemon=True)
+trainer.start()
+for i in range(6):
+    time.sleep(0.01 * i)
+    pid = os.fork()
+    if pid == 0:
+        faulthandler.dump_traceback_later(20, exit=True)
+        train()
+        os._exit(0 if blas_threads() == before else 3)
+    code = child_exit_code(pid)
+    if code != 0:
+        print(f"child {i}: exit code {code}", flush=True)
+        os._exit(1)
+stopping.set()
+trainer.join(timeout=30)
+print("the parent's training thread hung" if trainer.is_alive() else "ok", flush=True)
+os._exit(1 if trainer.is_alive() else 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forking_while_a_thread_trains_neither_hangs_nor_leaves_stale_blas_limits():
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", FORK_WHILE_TRAINING],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the parent hung: no exit in 120 s")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]

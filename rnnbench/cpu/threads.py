@@ -32,10 +32,6 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, THREADS - 1), thread_name_prefix="rnnbench")
 
 
-# A forked child inherits the pool but not its threads: it starts a new one.
-os.register_at_fork(after_in_child=_pool.cache_clear)
-
-
 def in_blocks(run, rows: int, flops: int) -> None:
     """run(lo, hi) over blocks of range(rows) that together cover it, in parallel
     when `flops` of work pay for the threads' hand-off (tens of microseconds):
@@ -97,8 +93,9 @@ def _blas():
 
 
 _blas_users = 0  # layer calls running now, on any thread
-_blas_lock = threading.Lock()
 _blas_limit = None  # the limit in force, which restores the counts from before it
+_forking = False  # a fork is waiting for the layer calls to finish
+_state = threading.Condition()  # guards the three above
 
 
 def one_blas_thread(function):
@@ -110,21 +107,58 @@ def one_blas_thread(function):
     two-thread input projection, 40 ms with one BLAS thread throughout). The
     limit is process-wide, so calls that overlap (from several threads) share
     it: the first sets it, the last restores the counts from before the first.
+    A fork waits for the calls running to finish (see `_before_fork`), and
+    holds new ones back until it is done.
     """
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         global _blas_users, _blas_limit
-        with _blas_lock:
+        with _state:
+            _state.wait_for(lambda: not _forking)
             if _blas_users == 0:
                 _blas_limit = _blas().limit(limits=1)
             _blas_users += 1
         try:
             return function(*args, **kwargs)
         finally:
-            with _blas_lock:
+            with _state:
                 _blas_users -= 1
                 if _blas_users == 0:
                     _blas_limit.restore_original_limits()
+                    _state.notify_all()
 
     return wrapper
+
+
+def _before_fork():
+    """Wait until no layer call runs, so that no thread is inside BLAS (OpenBLAS's fork
+    handler hung both processes when one was) and the BLAS counts are the user's; the
+    lock is held through the fork, so none starts meanwhile."""
+    global _forking
+    _state.acquire()
+    _forking = True
+    _state.wait_for(lambda: _blas_users == 0)
+
+
+def _after_fork_in_parent():
+    global _forking
+    _forking = False
+    _state.notify_all()
+    _state.release()
+
+
+def _after_fork_in_child():
+    """A fresh lock (the parent's is held) and a fresh pool: the parent's threads are
+    not the child's."""
+    global _forking, _state
+    _forking = False
+    _state = threading.Condition()
+    _pool.cache_clear()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
