@@ -34,8 +34,9 @@ class Backend(Protocol):
     def check_available(self) -> None:
         """Raise RuntimeError, saying what to install, unless the backend can run."""
 
-    def asarray(self, a) -> Array:
-        """The backend's C-contiguous array for `a`, copied only where it must be."""
+    def asarray(self, a, copy: bool = False) -> Array:
+        """The backend's C-contiguous array for `a`: a copy of its own when `copy`, else
+        copied only where it must be."""
 
     def to_host(self, a) -> Any:
         """A NumPy array for `a`."""

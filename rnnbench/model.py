@@ -8,10 +8,13 @@ compiled kernels do not check bounds.
 import importlib
 import math
 import numbers
+import threading
+from typing import NamedTuple
 
 import numpy as np
 
-from .backend import final_state
+from . import memory
+from .backend import Tape, final_state
 from .cells import CELLS
 
 BACKENDS = ("cpu", "cuda")
@@ -59,12 +62,32 @@ def _check_array(name: str, a, shape: tuple, dtype):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
 
 
+class _Forward(NamedTuple):
+    """What a forward keeps for the backward of its thread, none of it the caller's."""
+
+    tapes: list[Tape] | None  # one per layer-direction, layer-major; None without grad
+    params: dict  # the backend's parameters the forward ran with (copies with grad)
+    host_io: bool  # x was a NumPy array, so results go back as NumPy arrays
+
+    @property
+    def nbytes(self) -> int:
+        if self.tapes is None:
+            return 0
+        inputs = {id(tape.x): tape.x.nbytes for tape in self.tapes}  # shared by directions
+        return (
+            sum(inputs.values())
+            + sum(tape.nbytes for tape in self.tapes)
+            + sum(a.nbytes for a in self.params.values())
+        )
+
+
 class RNN:
     """A stack of recurrent layers, PyTorch's conventions, Numba kernels.
 
     x: [T,B,I] time-major; y: [T,B,D*H]; h0, c0: [L*D,B,H]. Parameters are
     keyed like the matching torch module's state_dict. Raises ValueError or
-    TypeError naming the argument for any invalid input.
+    TypeError naming the argument for any invalid input. Each thread's `backward`
+    pairs with that thread's most recent `forward`.
     """
 
     def __init__(
@@ -114,8 +137,7 @@ class RNN:
             key: rng.uniform(-bound, bound, shape).astype(self.dtype)
             for key, shape in self._shapes.items()
         }
-        self._tapes = None
-        self._inference_only = False
+        self._last = threading.local()  # .forward: this thread's most recent _Forward
 
     @property
     def directions(self) -> int:
@@ -156,11 +178,8 @@ class RNN:
         if extra:
             raise ValueError(f"params has unknown keys {extra}; expected {list(self._shapes)}")
 
-    def _layer_params(self, layer: int, direction: int) -> dict:
-        return {
-            name: self._device_params[key]
-            for name, key in self._layer_keys(layer, direction).items()
-        }
+    def _layer_params(self, params: dict, layer: int, direction: int) -> dict:
+        return {name: params[key] for name, key in self._layer_keys(layer, direction).items()}
 
     def _state_shape(self, batch: int) -> tuple[int, int, int]:
         return (self.num_layers * self.directions, batch, self.hidden_size)
@@ -188,9 +207,9 @@ class RNN:
     def _to_backend(self, a):
         return self.backend.asarray(a)
 
-    def _output(self, a):
+    def _output(self, a, host_io: bool):
         """`a` as the caller's kind of array: NumPy when forward's x was NumPy."""
-        return self.backend.to_host(a) if self._host_io else a
+        return self.backend.to_host(a) if host_io else a
 
     def _check_input(self, x):
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
@@ -211,43 +230,54 @@ class RNN:
     def forward(self, x, state=None, *, grad: bool = True):
         """Run the stack over x: [T,B,I]; returns (y: [T,B,D*H], h_n or (h_n, c_n)).
 
-        grad=True keeps what BPTT needs for the next `backward`; grad=False keeps
-        nothing (inference: time is walked in chunks of INFERENCE_CHUNK_BYTES of
-        buffers, so memory beyond y and the state does not grow with T). NumPy x
-        gives NumPy results; device arrays give device arrays.
+        grad=True keeps what BPTT needs for this thread's next `backward`, copies
+        of x and the parameters among it, so later edits of the caller's arrays
+        change nothing, and raises MemoryError first if that would not fit (see
+        `rnnbench.memory`); grad=False keeps nothing (inference: time is walked
+        in chunks of INFERENCE_CHUNK_BYTES of buffers, so memory beyond y and the
+        state does not grow with T). NumPy x gives NumPy results; device arrays
+        give device arrays.
         """
         if not isinstance(grad, bool | np.bool_):
             raise TypeError(f"grad must be a bool, got {grad!r}")
         T, B = self._check_input(x)
-        self._host_io = isinstance(x, np.ndarray)
         h0, c0 = self._check_state("state", state, B)
         self._check_params(self._params)
-        self._device_params = {k: self._to_backend(v) for k, v in self._params.items()}
+        self._last.forward = None  # its memory is free for this one
         backend, H, D = self.backend, self.hidden_size, self.directions
-        layer_input = self._to_backend(x)
+        if grad:
+            memory.require(backend, f"forward (T={T}, B={B})", memory.forward_nbytes(self, T, B))
+        params = {k: backend.asarray(v, copy=grad) for k, v in self._params.items()}
+        layer_input = backend.asarray(x, copy=grad)
         tapes, h_n, c_n = [], [], []
         for layer in range(self.num_layers):
             y = backend.zeros((T, B, D * H), self.dtype)
             for direction in range(D):
                 k = layer * D + direction
                 tape, h_last, c_last = self._layer_forward(
-                    layer, direction, layer_input, h0[k], None if c0 is None else c0[k], y, grad
+                    self._layer_params(params, layer, direction),
+                    direction,
+                    layer_input,
+                    h0[k],
+                    None if c0 is None else c0[k],
+                    y,
+                    grad,
                 )
                 tapes.append(tape)
                 h_n.append(h_last)
                 c_n.append(c_last)
             layer_input = y
-        self._tapes = tapes if grad else None
-        self._inference_only = not grad
-        h_n = self._output(backend.stack(h_n))
-        state = (h_n, self._output(backend.stack(c_n))) if self.cell.has_cell_state else h_n
-        return self._output(layer_input), state
+        host_io = isinstance(x, np.ndarray)
+        self._last.forward = _Forward(tapes if grad else None, params, host_io)
+        h_n = self._output(backend.stack(h_n), host_io)
+        if self.cell.has_cell_state:
+            return self._output(y, host_io), (h_n, self._output(backend.stack(c_n), host_io))
+        return self._output(y, host_io), h_n
 
-    def _layer_forward(self, layer: int, direction: int, x, h0, c0, y, grad: bool):
-        """One layer-direction over x: [T,B,I] into y's columns; returns (its tape, or None
-        without grad, h_n, c_n)."""
+    def _layer_forward(self, params: dict, direction: int, x, h0, c0, y, grad: bool):
+        """One layer-direction (its `params`) over x: [T,B,I] into y's columns; returns
+        (its tape, or None without grad, h_n, c_n)."""
         reverse = bool(direction)
-        params = self._layer_params(layer, direction)
 
         def run(t0: int, t1: int, h0, c0):
             return self.backend.layer_forward(
@@ -272,21 +302,33 @@ class RNN:
         per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
         return max(1, INFERENCE_CHUNK_BYTES // (batch * H * per_unit * self.dtype.itemsize))
 
+    def _last_forward(self, what: str, grad: bool = True) -> _Forward:
+        """This thread's most recent forward; ValueError, saying `what` needs it, if none
+        (or, with `grad`, if it ran with grad=False)."""
+        last = getattr(self._last, "forward", None)
+        if last is None:
+            raise ValueError(
+                f"{what} needs a forward first (in this thread): call model.forward(x)"
+            )
+        if grad and last.tapes is None:
+            raise ValueError(
+                f"{what} needs a forward with grad=True: the most recent forward ran with "
+                "grad=False and kept nothing for BPTT"
+            )
+        return last
+
     @property
     def tape_nbytes(self) -> int:
-        """Bytes the most recent forward keeps for BPTT, over every layer and direction
-        (0 after a grad=False forward).
+        """Bytes this thread's most recent forward keeps for BPTT: every layer's input
+        (the first layer's a copy of x), every layer-direction's states and saved gates,
+        and the copy of the parameters (0 after a grad=False forward).
 
         Raises ValueError before the first forward.
         """
-        if self._inference_only:
-            return 0
-        if self._tapes is None:
-            raise ValueError("tape_nbytes needs a forward first: call model.forward(x)")
-        return sum(tape.nbytes for tape in self._tapes)
+        return self._last_forward("tape_nbytes", grad=False).nbytes
 
     def backward(self, dy, dstate=None) -> dict:
-        """BPTT through the most recent forward.
+        """BPTT through this thread's most recent forward.
 
         dy: [T,B,D*H]; dstate like the state forward returned (zeros if None).
         Returns dL/d(every parameter), plus "input", "h0" and, for lstm, "c0".
@@ -294,34 +336,25 @@ class RNN:
         return self._backward(dy, dstate)[0]
 
     def _backward(self, dy, dstate):
-        if self._inference_only:
-            raise ValueError(
-                "backward needs a forward with grad=True: the most recent forward ran with "
-                "grad=False and kept nothing for BPTT"
-            )
-        if self._tapes is None:
-            raise ValueError(
-                "backward needs a forward first: call model.forward(x) before model.backward(dy)"
-            )
+        last = self._last_forward("backward")
         backend, H, D = self.backend, self.hidden_size, self.directions
-        x = self._tapes[0].x
-        T, B, _ = x.shape
+        T, B, _ = last.tapes[0].x.shape
         _check_array("dy", dy, (T, B, D * H), self.dtype)
         dh_n, dc_n = self._check_state("dstate", dstate, B)
+        memory.require(backend, f"backward (T={T}, B={B})", memory.backward_nbytes(self, T, B))
         grads = {}
         dh0, dc0 = [None] * (self.num_layers * D), [None] * (self.num_layers * D)
         layer_dy = self._to_backend(dy)
         last_dh = None
         for layer in reversed(range(self.num_layers)):
-            layer_x = self._tapes[layer * D].x
-            dx = backend.zeros(layer_x.shape, self.dtype)
+            dx = backend.zeros(last.tapes[layer * D].x.shape, self.dtype)
             for direction in range(D):
                 k = layer * D + direction
                 keys = self._layer_keys(layer, direction)
                 layer_grads, dh, dh0[k], dc0[k] = backend.layer_backward(
                     self.cell,
-                    self._layer_params(layer, direction),
-                    self._tapes[k],
+                    self._layer_params(last.params, layer, direction),
+                    last.tapes[k],
                     bool(direction),
                     layer_dy,
                     direction * H,
@@ -338,7 +371,7 @@ class RNN:
         grads["h0"] = backend.stack(dh0)
         if self.cell.has_cell_state:
             grads["c0"] = backend.stack(dc0)
-        return {key: self._output(g) for key, g in grads.items()}, last_dh
+        return {key: self._output(g, last.host_io) for key, g in grads.items()}, last_dh
 
     def gradient_norms(self, x, state=None, u=None, *, log10: bool = False) -> np.ndarray:
         """Mean over batch rows of |dL/dh_k|, k = 0..T, for L = sum(u * h_T) of the last layer.
@@ -377,8 +410,9 @@ class RNN:
         and the exponents are carried, so no norm underflows or overflows.
         """
         backend, cell, H = self.backend, self.cell, self.hidden_size
-        tape = self._tapes[-1]
-        params = self._layer_params(self.num_layers - 1, 0)
+        last = self._last_forward("gradient_norms")
+        tape = last.tapes[-1]
+        params = self._layer_params(last.params, self.num_layers - 1, 0)
         T, B, inputs = tape.x.shape
         mantissa = np.zeros((T + 1, B))
         exponent = np.zeros((T + 1, B), np.int64)

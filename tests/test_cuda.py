@@ -161,6 +161,11 @@ def test_gradient_norms_match_cpu(arch, dtype):
     np.testing.assert_allclose(norms["cuda"], norms["cpu"], rtol=TOLERANCE[dtype], atol=0)
 
 
+def to_device(a):
+    """A device copy of an array, or of each part of a state tuple."""
+    return tuple(cuda.to_device(s) for s in a) if isinstance(a, tuple) else cuda.to_device(a)
+
+
 def is_device_array(a) -> bool:
     return bool(getattr(a, "__cuda_ndarray__", False)) and not isinstance(a, np.ndarray)
 
@@ -173,10 +178,6 @@ def test_device_arrays_in_device_arrays_out(arch):
     model = models(arch, np.float64, case)["cuda"]
     x, state, dy, dstate = inputs(arch, np.float64, case)
     on_host = run(model, x, state, dy, dstate)
-
-    def to_device(a):
-        return tuple(cuda.to_device(s) for s in a) if isinstance(a, tuple) else cuda.to_device(a)
-
     # x as a strided view, which the backend copies to a contiguous array
     padded = np.zeros((case.T, case.B, 2 * case.I))
     padded[:, :, ::2] = x
@@ -187,6 +188,29 @@ def test_device_arrays_in_device_arrays_out(arch):
     for key, value in on_device.items():
         assert is_device_array(value), f"{key} came back as {type(value).__name__}"
         np.testing.assert_array_equal(value.copy_to_host(), on_host[key], err_msg=key)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "mingru"])  # the state a tuple and an array
+def test_editing_device_inputs_after_forward_leaves_the_gradients_alone(arch):
+    """x, the state and the parameters as device arrays, each changed in place between
+    forward and backward: the tape holds device copies, as the CPU tape holds copies."""
+    case = Case(T=3, B=2, I=2, H=3, layers=2, bidirectional=True, with_state=True, seed=5)
+    model = models(arch, np.float64, case)["cuda"]
+    x, state, dy, dstate = map(to_device, inputs(arch, np.float64, case))
+    model.params = {key: cuda.to_device(p) for key, p in model.params.items()}
+
+    def gradients():
+        return {k: g.copy_to_host() for k, g in model.backward(dy, dstate).items()}
+
+    model.forward(x, state)
+    expected = gradients()
+    model.forward(x, state)
+    states = state if isinstance(state, tuple) else (state,)
+    for a in (x, *states, *model.params.values()):
+        a.copy_to_device(a.copy_to_host() + 0.5)
+    got = gradients()
+    for key, grad in expected.items():
+        np.testing.assert_array_equal(got[key], grad, err_msg=key)
 
 
 def test_numpy_in_numpy_out():

@@ -28,10 +28,18 @@ def test_float64_keeps_twice_the_bytes():
     assert _tape_nbytes("lstm", 6, np.float64) == 2 * _tape_nbytes("lstm", 6)
 
 
-def test_adds_up_over_layers_and_directions():
-    # With input size H, every layer-direction of this stack keeps the same tape.
-    stack = _tape_nbytes("gru", 6, num_layers=2, bidirectional=True)
-    assert stack == 4 * _tape_nbytes("gru", 6)
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_counts_every_array_the_tape_holds_once(arch):
+    """Each layer's input (a copy of x for the first), each layer-direction's states and
+    saved gates, and the copy of the parameters, over 2 layers and 2 directions."""
+    T, I = 6, 2  # noqa: E741
+    cell = rnnbench.cells.CELLS[arch]
+    model = rnnbench.RNN(arch, I, H, num_layers=2, bidirectional=True)
+    model.forward(np.zeros((T, B, I), np.float32))
+    inputs = T * B * I + T * B * 2 * H
+    states = (T + 1) * B * H * (2 if cell.has_cell_state else 1) + T * B * cell.saved * H
+    params = sum(p.size for p in model.params.values())
+    assert model.tape_nbytes == (inputs + 4 * states + params) * 4
 
 
 def test_before_forward_is_an_error():

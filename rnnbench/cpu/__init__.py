@@ -21,12 +21,13 @@ def check_available():
     """The CPU backend runs wherever Numba does."""
 
 
-def asarray(a):
-    """The backend's array for `a`: C-contiguous NumPy, copied only if it is not already.
+def asarray(a, copy: bool = False):
+    """The backend's array for `a`: C-contiguous NumPy, a copy when `copy`, else copied
+    only if it is not already.
 
     One memory layout means one compiled version of each kernel.
     """
-    return np.ascontiguousarray(a)
+    return np.array(a, order="C") if copy else np.ascontiguousarray(a)
 
 
 def to_host(a) -> np.ndarray:

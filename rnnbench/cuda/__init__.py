@@ -37,18 +37,19 @@ def _is_device_array(a) -> bool:
     return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
 
 
-def asarray(a):
+def asarray(a, copy: bool = False):
     """The device array for `a`.
 
-    Numba device arrays are used in place, other `__cuda_array_interface__`
-    arrays (CuPy, PyTorch) as zero-copy views; strided ones are copied to a
-    C-contiguous array on the device. Host arrays are copied to the device.
+    Host arrays are copied to the device. Unless `copy`, Numba device arrays
+    are used in place and other `__cuda_array_interface__` arrays (CuPy,
+    PyTorch) as zero-copy views; strided ones, or all when `copy`, are copied
+    to a C-contiguous array on the device.
     """
     if not _is_device_array(a):
         return cuda.to_device(np.ascontiguousarray(a))
     if not getattr(a, "__cuda_ndarray__", False):
         a = cuda.as_cuda_array(a)
-    if a.is_c_contiguous():
+    if a.is_c_contiguous() and not copy:
         return a
     contiguous = cuda.device_array(a.shape, a.dtype)
     contiguous[:] = a
