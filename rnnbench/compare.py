@@ -5,6 +5,7 @@ agree; prints each ratio and the share of the machine's sgemm throughput. On a
 terminal, stderr shows which row and run it is at.
 """
 
+import argparse
 import itertools
 import sys
 import time
@@ -64,24 +65,39 @@ def add_arguments(parser):
     parser.add_argument(
         "--shape",
         action="append",
+        type=_shape,
         metavar="T,B,H",
         help="sequence length, batch and hidden size (repeatable; default: "
         f"{' '.join(','.join(map(str, shape)) for shape in SHAPES)})",
     )
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each (median)")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's own)"
+        "--repeats", type=_positive_int, default=7, help="timed runs of each (median)"
+    )
+    parser.add_argument(
+        "--threads", type=_positive_int, default=None, help="torch threads (default: torch's own)"
     )
 
 
-def _parse_shape(text: str) -> tuple[int, int, int]:
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1; argparse exits with status 2 and its usage otherwise."""
     try:
-        T, B, H = (int(v) for v in text.split(","))
+        value = int(text)
     except ValueError:
-        raise SystemExit(f"--shape must be T,B,H with three integers, got {text!r}") from None
-    if min(T, B, H) < 1:
-        raise SystemExit(f"--shape values must be positive, got {text!r}")
-    return T, B, H
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    """argparse type: "T,B,H", three positive integers."""
+    try:
+        shape = tuple(_positive_int(part) for part in text.split(","))
+    except argparse.ArgumentTypeError:
+        shape = ()
+    if len(shape) != 3:
+        raise argparse.ArgumentTypeError(f"must be T,B,H, three positive integers, got {text!r}")
+    return shape
 
 
 def sgemm_gflops(n: int = 1024, repeats: int = 10) -> float:
@@ -187,10 +203,10 @@ def run(args) -> int:
     except ImportError:
         print("rnnbench compare needs PyTorch: pip install 'torch==2.13.0' (the peers extra)")
         return 1
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     archs = args.arch or DEFAULT_ARCHS
-    shapes = [_parse_shape(s) for s in args.shape] if args.shape else SHAPES
+    shapes = args.shape or SHAPES
     try:
         _show_progress("measuring sgemm")
         sgemm = sgemm_gflops()
