@@ -38,6 +38,10 @@ class Backend(Protocol):
         """The backend's C-contiguous array for `a`: a copy of its own when `copy`, else
         copied only where it must be."""
 
+    def free_memory(self, release: bool = False) -> tuple[int, str] | None:
+        """(bytes, what they are): the memory that new arrays can take now, None where it
+        cannot be told; `release` first gives back what the backend holds unused."""
+
     def to_host(self, a) -> Any:
         """A NumPy array for `a`."""
 

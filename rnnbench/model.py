@@ -244,6 +244,7 @@ class RNN:
         h0, c0 = self._check_state("state", state, B)
         self._check_params(self._params)
         self._last.forward = None  # its memory is free for this one
+        memory.require(self.backend, f"forward (T={T}, B={B})", memory.forward_nbytes(self, T, B))
         backend, H, D = self.backend, self.hidden_size, self.directions
         if grad:
             memory.require(backend, f"forward (T={T}, B={B})", memory.forward_nbytes(self, T, B))

@@ -213,6 +213,41 @@ def test_editing_device_inputs_after_forward_leaves_the_gradients_alone(arch):
         np.testing.assert_array_equal(got[key], grad, err_msg=key)
 
 
+def test_free_memory_is_the_gpus_or_unknown_on_the_simulator():
+    free = rnnbench.cuda.free_memory()
+    if config.ENABLE_CUDASIM:
+        assert free is None
+    else:
+        assert free[0] > 0 and free[1] == "free on the GPU"
+
+
+def test_what_does_not_fit_the_gpu_raises_before_copying_or_launching(monkeypatch):
+    case = Case(T=3, B=2, I=2, H=3, layers=2, bidirectional=True, with_state=True, seed=5)
+    model = models("lstm", np.float64, case)["cuda"]
+    x, state, dy, dstate = inputs("lstm", np.float64, case)
+    model.forward(x, state)
+    copies, asarray = [], rnnbench.cuda.asarray
+
+    def recorded(a, copy=False):
+        copies.append(copy)
+        return asarray(a, copy)
+
+    def refused(*args):
+        raise AssertionError("a layer ran")
+
+    monkeypatch.setattr(rnnbench.cuda, "asarray", recorded)
+    monkeypatch.setattr(
+        rnnbench.cuda, "free_memory", lambda release=False: (99, "free on the GPU")
+    )
+    for name in ("layer_forward", "layer_backward"):
+        monkeypatch.setattr(rnnbench.cuda, name, refused)
+    with pytest.raises(MemoryError, match=r"backward \(T=3, B=2\) needs .* only 99 bytes"):
+        model.backward(dy, dstate)
+    with pytest.raises(MemoryError, match=r"forward \(T=3, B=2\) needs .*free on the GPU"):
+        model.forward(x, state)
+    assert not any(copies)
+
+
 def test_numpy_in_numpy_out():
     case = Case(T=2, B=2, I=2, H=2, layers=1, bidirectional=False, with_state=False, seed=6)
     model = models("lstm", np.float32, case)["cuda"]

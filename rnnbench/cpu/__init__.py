@@ -14,6 +14,7 @@ from ..backend import Tape, parameter_gradients, rows
 from ..cells import DENSE, NONE, Cell
 from . import mkl, scan
 from .loops import MKL, loop_flops, step_product, time_loops
+from .memory import free_memory  # noqa: F401  (a Backend function)
 from .threads import in_blocks, matmul, matmul_transposed_left, one_blas_thread
 
 

@@ -7,6 +7,7 @@ loop and the scans, in `threads` the launches and the shared kernels.
 """
 
 import functools
+import math
 import sys
 
 import numpy as np
@@ -54,6 +55,20 @@ def asarray(a, copy: bool = False):
     contiguous = cuda.device_array(a.shape, a.dtype)
     contiguous[:] = a
     return contiguous
+
+
+def free_memory(release: bool = False) -> tuple[int, str] | None:
+    """(bytes free on the GPU, what they are); None on the simulator, or where an external
+    memory manager cannot tell. `release` first frees the device arrays whose release
+    Numba has deferred."""
+    context = cuda.current_context()
+    if release and hasattr(context, "deallocations"):
+        context.deallocations.clear()
+    try:
+        free = context.get_memory_info().free
+    except NotImplementedError:
+        return None
+    return (int(free), "free on the GPU") if math.isfinite(free) else None
 
 
 def to_host(a) -> np.ndarray:

@@ -1,0 +1,76 @@
+"""The memory the CPU backend can use: the machine's available RAM, or what the process's
+cgroup memory limit leaves where that is lower (a container's limit, which /proc/meminfo
+does not show).
+"""
+
+import os
+from pathlib import Path
+
+PROC_CGROUP = "/proc/self/cgroup"  # this process's cgroup in each hierarchy
+# Where each cgroup version mounts its memory controller, and its files: the limit,
+# the usage, and the key in memory.stat of the page cache it can drop (counted free).
+CGROUPS = {
+    2: (Path("/sys/fs/cgroup"), "memory.max", "memory.current", "inactive_file"),
+    1: (
+        Path("/sys/fs/cgroup/memory"),
+        "memory.limit_in_bytes",
+        "memory.usage_in_bytes",
+        "total_inactive_file",
+    ),
+}
+
+
+def free_memory(release: bool = False) -> tuple[int, str] | None:
+    """(bytes, what they are): the least of the available RAM and the room under the
+    limits of the process's memory cgroups; None where neither can be read.
+
+    `release` is for the protocol: the CPU backend holds no memory in reserve.
+    """
+    known = [
+        (available, where)
+        for available, where in (
+            (_available_ram(), "the machine's available RAM"),
+            (_cgroup_room(), "left under the memory limit of this process's cgroup"),
+        )
+        if available is not None
+    ]
+    return min(known) if known else None
+
+
+def _read(path) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def _available_ram() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), else free pages from sysconf, else None."""
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_room() -> int | None:
+    """The least (limit - usage + droppable page cache) over the memory cgroup of this
+    process and the cgroups above it; None where there is no limit to read."""
+    rooms = []
+    for line in (_read(PROC_CGROUP) or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        version = 2 if controllers == "" else 1 if "memory" in controllers.split(",") else None
+        if version is None:
+            continue
+        mount, limit_file, usage_file, cache_key = CGROUPS[version]
+        folder = mount / path.lstrip("/")
+        for level in (folder, *(p for p in folder.parents if p.is_relative_to(mount))):
+            limit, usage = _read(level / limit_file), _read(level / usage_file)
+            if limit is None or usage is None or limit.strip() == "max":
+                continue
+            stat = (_read(level / "memory.stat") or "").split()
+            cache = int(stat[stat.index(cache_key) + 1]) if cache_key in stat else 0
+            rooms.append(int(limit) - int(usage) + cache)
+    return min(rooms) if rooms else None
