@@ -118,9 +118,10 @@ def write(folder, files: dict):
         (folder / name).write_text(text)
 
 
-def test_cgroup_room_is_the_least_over_the_cgroup_and_those_above(tmp_path, monkeypatch):
+def test_cgroup_room_is_the_least_over_the_cgroup_and_those_above(tmp_path, monkeypatch, request):
     """cgroup v1 and v2 trees: room is limit - usage + droppable page cache at each
     level with a limit; the tightest wins, wherever it is."""
+    request.addfinalizer(cpu_memory._cgroup_levels.cache_clear)  # the real ones again
     GiB = 1 << 30
     v1, v2 = tmp_path / "v1", tmp_path / "v2"
     write(v1, {"memory.limit_in_bytes": f"{2**63 - 4096}\n", "memory.usage_in_bytes": "0\n"})
@@ -152,9 +153,12 @@ def test_cgroup_room_is_the_least_over_the_cgroup_and_those_above(tmp_path, monk
         "CGROUPS",
         {2: (v2, *cpu_memory.CGROUPS[2][1:]), 1: (v1, *cpu_memory.CGROUPS[1][1:])},
     )
-    proc.write_text("4:memory:/jobs/mine\n3:cpu,cpuacct:/elsewhere\n")
-    assert cpu_memory._cgroup_room() == GiB + GiB // 2  # jobs: 4 - 3 + 0.5
-    proc.write_text("0::/box/me\n")
-    assert cpu_memory._cgroup_room() == 6 * GiB  # me: 6 - 1 + 1; box has no limit
-    proc.write_text("0::/not/there\n")
-    assert cpu_memory._cgroup_room() is None
+
+    def room(cgroup: str):
+        proc.write_text(cgroup)
+        cpu_memory._cgroup_levels.cache_clear()  # found once per process
+        return cpu_memory._cgroup_room()
+
+    assert room("4:memory:/jobs/mine\n3:cpu,cpuacct:/elsewhere\n") == GiB + GiB // 2  # jobs
+    assert room("0::/box/me\n") == 6 * GiB  # me: 6 - 1 + 1; box has no limit
+    assert room("0::/not/there\n") is None

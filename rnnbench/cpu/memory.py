@@ -3,10 +3,12 @@ cgroup memory limit leaves where that is lower (a container's limit, which /proc
 does not show).
 """
 
+import functools
 import os
 from pathlib import Path
 
 PROC_CGROUP = "/proc/self/cgroup"  # this process's cgroup in each hierarchy
+NO_LIMIT = 2**60  # cgroup v1 reports "no limit" as a number near 2^63
 # Where each cgroup version mounts its memory controller, and its files: the limit,
 # the usage, and the key in memory.stat of the page cache it can drop (counted free).
 CGROUPS = {
@@ -57,8 +59,23 @@ def _available_ram() -> int | None:
 
 def _cgroup_room() -> int | None:
     """The least (limit - usage + droppable page cache) over the memory cgroup of this
-    process and the cgroups above it; None where there is no limit to read."""
+    process and the cgroups above it; None where none has a limit."""
     rooms = []
+    for limit_file, usage_file, stat_file, cache_key in _cgroup_levels():
+        limit = (_read(limit_file) or "max").strip()
+        if limit == "max" or int(limit) >= NO_LIMIT:
+            continue
+        stat = (_read(stat_file) or "").split()
+        cache = int(stat[stat.index(cache_key) + 1]) if cache_key in stat else 0
+        rooms.append(int(limit) - int(_read(usage_file) or 0) + cache)
+    return min(rooms) if rooms else None
+
+
+@functools.cache
+def _cgroup_levels() -> list[tuple]:
+    """(limit file, usage file, memory.stat, its page-cache key) of each level, from this
+    process's memory cgroup up, that has a limit file; looked up once per process."""
+    levels = []
     for line in (_read(PROC_CGROUP) or "").splitlines():
         _, controllers, path = line.split(":", 2)
         version = 2 if controllers == "" else 1 if "memory" in controllers.split(",") else None
@@ -67,10 +84,8 @@ def _cgroup_room() -> int | None:
         mount, limit_file, usage_file, cache_key = CGROUPS[version]
         folder = mount / path.lstrip("/")
         for level in (folder, *(p for p in folder.parents if p.is_relative_to(mount))):
-            limit, usage = _read(level / limit_file), _read(level / usage_file)
-            if limit is None or usage is None or limit.strip() == "max":
-                continue
-            stat = (_read(level / "memory.stat") or "").split()
-            cache = int(stat[stat.index(cache_key) + 1]) if cache_key in stat else 0
-            rooms.append(int(limit) - int(usage) + cache)
-    return min(rooms) if rooms else None
+            if (level / limit_file).is_file():
+                levels.append(
+                    (level / limit_file, level / usage_file, level / "memory.stat", cache_key)
+                )
+    return levels
