@@ -69,17 +69,6 @@ class _Forward(NamedTuple):
     params: dict  # the backend's parameters the forward ran with (copies with grad)
     host_io: bool  # x was a NumPy array, so results go back as NumPy arrays
 
-    @property
-    def nbytes(self) -> int:
-        if self.tapes is None:
-            return 0
-        inputs = {id(tape.x): tape.x.nbytes for tape in self.tapes}  # shared by directions
-        return (
-            sum(inputs.values())
-            + sum(tape.nbytes for tape in self.tapes)
-            + sum(a.nbytes for a in self.params.values())
-        )
-
 
 class RNN:
     """A stack of recurrent layers, PyTorch's conventions, Numba kernels.
@@ -326,7 +315,15 @@ class RNN:
 
         Raises ValueError before the first forward.
         """
-        return self._last_forward("tape_nbytes", grad=False).nbytes
+        last = self._last_forward("tape_nbytes", grad=False)
+        if last.tapes is None:
+            return 0
+        layer_inputs = [tape.x for tape in last.tapes[:: self.directions]]  # one per layer
+        return (
+            sum(x.nbytes for x in layer_inputs)
+            + sum(tape.nbytes for tape in last.tapes)
+            + sum(a.nbytes for a in last.params.values())
+        )
 
     def backward(self, dy, dstate=None) -> dict:
         """BPTT through this thread's most recent forward.
