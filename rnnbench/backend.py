@@ -42,6 +42,10 @@ class Backend(Protocol):
         """(bytes, what they are): the memory that new arrays can take now, None where it
         cannot be told; `release` first gives back what the backend holds unused."""
 
+    def layer_workspace_nbytes(self, cell: Cell, B: int, H: int, dtype) -> int:
+        """Bytes a layer call over B rows allocates beyond the arrays its shapes give (a
+        library's workspace), for `rnnbench.memory`."""
+
     def to_host(self, a) -> Any:
         """A NumPy array for `a`."""
 

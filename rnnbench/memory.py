@@ -51,13 +51,14 @@ def tape_nbytes(model, T: int, B: int) -> int:
 def forward_nbytes(model, T: int, B: int) -> int:
     """Bytes a forward over x: [T,B,I] allocates at most: its tape, the last layer's
     output, one layer-direction's input projection [T,B,G*H] (and, for the parallel
-    scan, its chunk states) and transposed W_hh, and the initial and final states."""
+    scan, its chunk states), transposed W_hh and the backend's workspace, and the
+    initial and final states."""
     s = _sizes(model)
     working = T * B * s.G * s.H + 2 * B * s.G * s.H + s.P
     if model.parallel_scan:
         working += 2 * T * B * s.H
     outputs = T * B * s.D * s.H + 4 * s.L * s.D * B * s.H
-    return tape_nbytes(model, T, B) + (working + outputs) * s.itemsize
+    return tape_nbytes(model, T, B) + (working + outputs) * s.itemsize + _workspace(model, B)
 
 
 def backward_nbytes(model, T: int, B: int) -> int:
@@ -65,15 +66,20 @@ def backward_nbytes(model, T: int, B: int) -> int:
     tape: the gradients of the parameters and states, a layer's dy and dx (and the
     product added into dx), every layer-direction's dh: [T+1,B,H] (each stays alive
     through its dh0, a view), and for one layer-direction the pre-activation gradients
-    dxp, dhp: [T,B,G*H] (dxp alone for a cell without recurrence), transposed W_hh and
-    the partial sums of a weight gradient."""
+    dxp, dhp: [T,B,G*H] (dxp alone for a cell without recurrence), transposed W_hh,
+    the partial sums of a weight gradient and the backend's workspace."""
     s = _sizes(model)
     layer = max(T * B * (2 * size + s.D * s.H) for size in s.inputs)
     pre_activations = 1 if model.cell.recurrence == NONE else 2  # dxp, and dhp
     dh = s.L * s.D * (T + 1) * B * s.H
     direction = pre_activations * T * B * s.G * s.H + 2 * B * s.H
     states = 6 * s.L * s.D * B * s.H
-    return (3 * s.P + layer + dh + direction + states) * s.itemsize
+    return (3 * s.P + layer + dh + direction + states) * s.itemsize + _workspace(model, B)
+
+
+def _workspace(model, B: int) -> int:
+    """What one layer call allocates beyond its arrays (one runs at a time)."""
+    return model.backend.layer_workspace_nbytes(model.cell, B, model.hidden_size, model.dtype)
 
 
 def _size(nbytes: float) -> str:

@@ -66,11 +66,23 @@ def _recurrent_weight(cell: Cell, params: dict, dtype) -> tuple[np.ndarray, np.n
     return w_hh, (np.ascontiguousarray(w_hh.T) if cell.recurrence == DENSE else _empty(dtype))
 
 
+def _takes_packed(cell: Cell, B: int, H: int) -> bool:
+    """Whether the steps of a layer call over B rows multiply by a packed W_hh."""
+    return cell.recurrence == DENSE and step_product(cell, B, H) == MKL
+
+
 def _packed(cell: Cell, b_t: np.ndarray, B: int, H: int) -> np.ndarray:
     """b_t packed for oneMKL where the steps of a DENSE cell take it, else empty."""
-    if cell.recurrence == DENSE and step_product(cell, B, H) == MKL:
-        return mkl.pack(b_t, B)
-    return np.empty(0, np.uint8)
+    return mkl.pack(b_t, B) if _takes_packed(cell, B, H) else np.empty(0, np.uint8)
+
+
+def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype) -> int:
+    """`Backend.layer_workspace_nbytes`: oneMKL's packed W_hh (forward) or its transpose
+    (backward), several MiB even for a small H."""
+    if not _takes_packed(cell, B, H):
+        return 0
+    GH = cell.gates * H
+    return max(mkl.packed_nbytes(shape, B, dtype) for shape in ((H, GH), (GH, H)))
 
 
 @one_blas_thread

@@ -64,6 +64,16 @@ sgemm_compute = _compute("s", types.float32)
 dgemm_compute = _compute("d", types.float64)
 
 
+def packed_nbytes(shape: tuple[int, int], rows: int, dtype) -> int:
+    """Bytes of `pack`'s result for a b: `shape` of `dtype` (several MiB at the least);
+    0 where oneMKL is not available."""
+    if not AVAILABLE:
+        return 0
+    K, N = shape
+    prefix = "s" if np.dtype(dtype) == np.float32 else "d"
+    return getattr(_LIBRARY, f"cblas_{prefix}gemm_pack_get_size")(B_MATRIX, rows, N, K)
+
+
 def pack(b: np.ndarray, rows: int) -> np.ndarray:
     """b: [K,N] C-contiguous, packed as the B matrix of products with `rows` rows, for
     `gemm_accumulate`; an empty array where oneMKL is not available."""
@@ -71,8 +81,7 @@ def pack(b: np.ndarray, rows: int) -> np.ndarray:
         return np.empty(0, np.uint8)
     K, N = b.shape
     prefix, real = ("s", ctypes.c_float) if b.dtype == np.float32 else ("d", ctypes.c_double)
-    size = getattr(_LIBRARY, f"cblas_{prefix}gemm_pack_get_size")(B_MATRIX, rows, N, K)
-    packed = np.empty(size, np.uint8)
+    packed = np.empty(packed_nbytes(b.shape, rows, b.dtype), np.uint8)
     getattr(_LIBRARY, f"cblas_{prefix}gemm_pack")(
         ROW_MAJOR, B_MATRIX, NO_TRANS, rows, N, K, real(1.0), b.ctypes.data, N, packed.ctypes.data
     )

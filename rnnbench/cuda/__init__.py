@@ -71,6 +71,12 @@ def free_memory(release: bool = False) -> tuple[int, str] | None:
     return (int(free), "free on the GPU") if math.isfinite(free) else None
 
 
+def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype) -> int:
+    """`Backend.layer_workspace_nbytes`: the CUDA layers allocate only arrays the shapes
+    give."""
+    return 0
+
+
 def to_host(a) -> np.ndarray:
     """NumPy array for `a`: device arrays are copied back, host arrays pass through."""
     return asarray(a).copy_to_host() if _is_device_array(a) else a
