@@ -1,8 +1,10 @@
 """rnnbench: Numba-JIT reference kernels and benchmarks for recurrent neural networks."""
 
+from . import tasks
 from .cells import CELLS, DENSE, DIAGONAL, NONE, Cell, register_cell
 from .jit import gate
 from .model import RNN, architectures, gradient_decay
+from .training import train
 
 __all__ = [
     "CELLS",
@@ -15,5 +17,7 @@ __all__ = [
     "gate",
     "gradient_decay",
     "register_cell",
+    "tasks",
+    "train",
 ]
 __version__ = "0.1.0"
