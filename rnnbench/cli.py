@@ -16,6 +16,7 @@ COMMANDS = {
     ),
     "ptx": ("rnnbench.cuda.ptx", "compile every CUDA kernel to PTX with NVVM, no GPU needed"),
     "compare": ("rnnbench.compare", "time rnnbench against PyTorch on the CPU, side by side"),
+    "train": ("rnnbench.training", "train an architecture on a long-range task, showing the loss"),
 }
 
 

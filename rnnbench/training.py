@@ -4,6 +4,7 @@ Adam, clipping at the global norm, a linear readout, `train`, and the
 `rnnbench train` command (progress on stderr when it is a terminal).
 """
 
+import argparse
 import math
 import numbers
 import sys
@@ -223,23 +224,43 @@ def train(arch: str, task: str, seq_len: int, **kwargs) -> pd.DataFrame:
     return fit(arch, task, seq_len, **kwargs).history
 
 
+def _positive_arg(kind):
+    """An argparse type: a positive `kind` (int or float), else a usage error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return parse
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("arch", choices=architectures(), help="the architecture")
     parser.add_argument("task", choices=list(tasks.TASKS), help="the long-range task")
-    parser.add_argument("seq_len", type=int, help="the sequence length T (copy tasks: the delay)")
+    parser.add_argument(
+        "seq_len", type=_positive_arg(int), help="the sequence length T (copy tasks: the delay)"
+    )
     for flag, kind, default in (
         ("--hidden-size", int, 64),
         ("--batch", int, 50),
         ("--steps", int, 3000),
         ("--lr", float, 3e-3),
         ("--clip", float, 1.0),
-        ("--seed", int, 0),
         ("--eval-every", int, 250),
         ("--stop-below", float, None),
     ):
-        parser.add_argument(flag, type=kind, default=default, help=f"(default: {default})")
+        parser.add_argument(
+            flag, type=_positive_arg(kind), default=default, help=f"(default: {default})"
+        )
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
     parser.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.set_defaults(usage=parser.format_usage())
 
 
 def run(args) -> int:
@@ -274,7 +295,7 @@ def run(args) -> int:
             **keywords,
         )
     except (ValueError, TypeError) as error:
-        print(f"rnnbench train: error: {error}", file=sys.stderr)
+        print(f"{args.usage}rnnbench train: error: {error}", file=sys.stderr)
         return 2
     finally:
         _show_progress()
