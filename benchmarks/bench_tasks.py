@@ -1,0 +1,158 @@
+"""What each architecture learns: training on the long-range tasks (`rnnbench.train`).
+
+Per architecture, task and sequence length: the held-out loss when training
+ended, the steps to solve, the seconds it took and the learning curve; and the
+gradient decay of the model trained on the adding problem beside its decay at
+initialisation. Every run trains once, in the shared `setup_cache`.
+"""
+
+import numpy as np
+
+import rnnbench
+from rnnbench import tasks
+from rnnbench.training import fit
+
+from . import common
+
+# The quick grid must add under 5 minutes to `asv run --quick` on 2 shared cores:
+# the adding problem at T=50 for every architecture (a run took 5-50 s here). The full
+# grid runs every task up to T=1000, and T=5000 for the cells that solved T=1000.
+TASK_GRIDS = {
+    "quick": {"task": ["adding"], "seq_len": [50]},
+    "full": {"task": list(tasks.TASKS), "seq_len": [50, 100, 200, 500, 1000, 5000]},
+}
+GRID = TASK_GRIDS[common.GRID_NAME]
+# Only cells that solved this length train at the lengths beyond it.
+GATE_LENGTH = 1000
+# rnnbench.train's defaults (the issue's PyTorch runs), spelled out.
+TRAINING = {"hidden_size": 64, "batch": 50, "steps": 3000, "lr": 3e-3, "clip": 1.0, "seed": 0}
+EVAL_EVERY = 250
+# Not solved within the budget: recorded as the budget plus one evaluation interval.
+NOT_SOLVED = TRAINING["steps"] + EVAL_EVERY
+CURVE_STEPS = list(range(EVAL_EVERY, TRAINING["steps"] + 1, EVAL_EVERY))
+# Decay after learning: the adding problem at the quick grid's length, float64 norms.
+DECAY_TASK, DECAY_SEQ_LEN = "adding", TASK_GRIDS["quick"]["seq_len"][0]
+DECAY_BATCH = 16
+DECAY_DISTANCES = [1, 4, 16, DECAY_SEQ_LEN]
+
+
+def steps_to_solve(history, task: tasks.Task, seq_len: int) -> int:
+    """The step of the first evaluation under task.solved(seq_len), else NOT_SOLVED."""
+    solved = history.step[history.eval_loss < task.solved(seq_len)]
+    return int(solved.iloc[0]) if len(solved) else NOT_SOLVED
+
+
+def decay_curves(run) -> dict:
+    """{"initial", "trained"}: float64 gradient_norms [T+1] of a fresh and the trained model.
+
+    On a held-out adding batch of DECAY_BATCH rows; the trained weights in float64.
+    """
+    model = run.model
+    x, _ = run.task.batch(DECAY_SEQ_LEN, DECAY_BATCH, seed=common.SEED + 1, dtype=np.float64)
+    fresh = rnnbench.RNN(model.arch, model.input_size, model.hidden_size, dtype=np.float64)
+    trained = rnnbench.RNN(model.arch, model.input_size, model.hidden_size, dtype=np.float64)
+    trained.params = {key: value.astype(np.float64) for key, value in model.params.items()}
+    return {"initial": fresh.gradient_norms(x), "trained": trained.gradient_norms(x)}
+
+
+def train_grid() -> dict:
+    """Every (arch, task, seq_len) of the grid, trained: its history, steps to solve and seconds.
+
+    Lengths beyond GATE_LENGTH train only where GATE_LENGTH was solved; the
+    others are left out (skipped by setup). Adds "decay" curves for DECAY_TASK.
+    """
+    results = {}
+    for arch, name in ((a, n) for a in common.ARCHS for n in GRID["task"]):
+        task = tasks.get(name)
+        for seq_len in sorted(GRID["seq_len"]):
+            gate = results.get((arch, name, GATE_LENGTH))
+            if seq_len > GATE_LENGTH and (gate is None or gate["steps"] == NOT_SOLVED):
+                continue
+            run = fit(
+                arch,
+                name,
+                seq_len,
+                **TRAINING,
+                eval_every=EVAL_EVERY,
+                stop_below=task.solved(seq_len),
+            )
+            history = run.history
+            results[arch, name, seq_len] = {
+                "history": history,
+                "steps": steps_to_solve(history, task, seq_len),
+                "seconds": float(history.seconds.iloc[-1]),
+            }
+            if (name, seq_len) == (DECAY_TASK, DECAY_SEQ_LEN):
+                results[arch, name, seq_len]["decay"] = decay_curves(run)
+    return results
+
+
+class Trained:
+    """Base of the classes over (arch, task, seq_len): one training run each, shared."""
+
+    params = [common.ARCHS, GRID["task"], GRID["seq_len"]]
+    param_names = ["arch", "task", "seq_len"]
+    timeout = 900
+
+    def setup_cache(self):
+        return train_grid()
+
+    setup_cache.timeout = 3600 if common.GRID_NAME == "quick" else 7 * 24 * 3600
+
+    def setup(self, results, arch, task, seq_len, *extra):
+        if (arch, task, seq_len) not in results:
+            raise NotImplementedError(f"not run: {arch} did not solve {task} at T={GATE_LENGTH}")
+        self.result = results[arch, task, seq_len]
+
+
+class Learning(Trained):
+    def track_eval_loss(self, results, arch, task, seq_len):
+        """Held-out loss when training ended: at the budget, or the evaluation that solved it."""
+        return float(self.result["history"].eval_loss.iloc[-1])
+
+    track_eval_loss.unit = "loss"
+
+    def track_steps_to_solve(self, results, arch, task, seq_len):
+        return self.result["steps"]
+
+    track_steps_to_solve.unit = "steps"
+
+    def track_seconds(self, results, arch, task, seq_len):
+        return self.result["seconds"]
+
+    track_seconds.unit = "seconds"
+
+
+class LearningCurve(Trained):
+    params = [*Trained.params, CURVE_STEPS]
+    param_names = [*Trained.param_names, "step"]
+
+    def setup(self, results, arch, task, seq_len, step):
+        super().setup(results, arch, task, seq_len)
+        history = self.result["history"]
+        if step not in set(history.step):
+            raise NotImplementedError(f"training ended at step {history.step.iloc[-1]}")
+        self.loss = float(history.eval_loss[history.step == step].iloc[0])
+
+    def track_eval_loss(self, results, arch, task, seq_len, step):
+        return self.loss
+
+    track_eval_loss.unit = "loss"
+
+
+class DecayAfterLearning(Trained):
+    """log10 of |dL/dh_{T-d}| (as bench_decay) at initialisation and after training."""
+
+    params = [common.ARCHS, ["initial", "trained"], DECAY_DISTANCES]
+    param_names = ["arch", "model", "distance"]
+
+    def setup(self, results, arch, model, distance):
+        super().setup(results, arch, DECAY_TASK, DECAY_SEQ_LEN)
+        norms = self.result["decay"][model]
+        with np.errstate(divide="ignore"):
+            self.log10_norm = float(np.log10(norms[DECAY_SEQ_LEN - distance]))
+
+    def track_decay(self, results, arch, model, distance):
+        return self.log10_norm
+
+    track_decay.unit = "log10(|dL/dh|)"
