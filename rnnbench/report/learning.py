@@ -1,0 +1,166 @@
+"""The report's section "What each architecture learns": the long-range tasks of
+benchmarks/bench_tasks.py beside the gradient-decay curves, as views of the tidy frame."""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .. import tasks
+from . import plots, views
+
+EVAL_LOSS = "bench_tasks.Learning.track_eval_loss"
+STEPS = "bench_tasks.Learning.track_steps_to_solve"
+SECONDS = "bench_tasks.Learning.track_seconds"
+CURVE = "bench_tasks.LearningCurve.track_eval_loss"
+DECAY_AFTER = "bench_tasks.DecayAfterLearning.track_decay"
+BENCHMARKS = {EVAL_LOSS, STEPS, SECONDS, CURVE, DECAY_AFTER}
+
+
+def _ok(rows: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    return rows[(rows["benchmark"] == benchmark) & (rows["status"] == "ok")]
+
+
+def runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """A row per (arch, task, seq_len) trained: steps, eval_loss, seconds, baseline, solved.
+
+    solved: the final held-out loss is under the task's threshold (training
+    stops at the first evaluation under it); baseline: the task's memoryless
+    loss at that length. Tasks rnnbench does not know get NaN for both.
+    """
+    keys = ["arch", "task", "seq_len"]
+    parts = [
+        _ok(rows, name).set_index(keys)["value"].rename(column)
+        for name, column in ((STEPS, "steps"), (EVAL_LOSS, "eval_loss"), (SECONDS, "seconds"))
+    ]
+    table = pd.concat(parts, axis=1).dropna(subset=["steps", "eval_loss"]).reset_index()
+    if table.empty:
+        return table
+    known = [tasks.TASKS.get(t) for t in table["task"]]
+    lengths = [int(n) for n in table["seq_len"]]
+    pairs = list(zip(known, lengths, strict=True))
+    table["baseline"] = [t.baseline(n) if t else math.nan for t, n in pairs]
+    threshold = [t.solved(n) if t else math.nan for t, n in pairs]
+    table["solved"] = table["eval_loss"] < threshold
+    return table
+
+
+def outcome_text(run) -> str:
+    """ "solved at step N (S s)", or "not solved: P% of baseline (S s)"."""
+    seconds = "" if math.isnan(run.seconds) else f" ({run.seconds:.0f} s)"
+    if run.solved:
+        return f"solved at step {int(run.steps)}{seconds}"
+    share = run.eval_loss / run.baseline
+    return f"{share:.0%} of baseline{seconds}" if math.isfinite(share) else "not solved"
+
+
+def outcome_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Architecture by "task T=n": each cell `outcome_text`; empty cells for runs not made."""
+    table = table.assign(
+        column=[f"{t} T={int(n)}" for t, n in zip(table["task"], table["seq_len"], strict=True)],
+        text=[outcome_text(run) for run in table.itertuples()],
+    )
+    order = table.sort_values(["task", "seq_len"])["column"].unique()
+    wide = table.pivot(index="arch", columns="column", values="text")
+    wide = wide.reindex(index=list(pd.unique(table["arch"])), columns=order).fillna("")
+    wide.columns.name = None
+    return wide
+
+
+def decay_rate(rows: pd.DataFrame) -> pd.Series:
+    """Per architecture, decades of |dL/dh| lost per step, from bench_decay's curve.
+
+    The slope between distance 1 and the farthest distance still finite;
+    positive for vanishing gradients, negative for exploding ones.
+    """
+    decay = _ok(rows, views.DECAY)
+    decay = decay[np.isfinite(decay["value"])]
+    rates = {}
+    for arch, curve in decay.groupby("arch", sort=False):
+        curve = curve.assign(distance=pd.to_numeric(curve["distance"])).sort_values("distance")
+        near, far = curve.iloc[0], curve.iloc[-1]
+        if far["distance"] > near["distance"]:
+            rates[arch] = (near["value"] - far["value"]) / (far["distance"] - near["distance"])
+    return pd.Series(rates, name="decades per step", dtype="float64")
+
+
+def decay_beside_reach(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Architecture by task: the longest T solved (0: none), beside the decay rate."""
+    solved = table[table["solved"]].groupby(["arch", "task"])["seq_len"].max()
+    reach = solved.unstack("task").reindex(index=pd.unique(table["arch"]))
+    reach = reach.reindex(columns=sorted(table["task"].unique())).fillna(0).astype(int)
+    reach.columns = [f"longest {task} T solved" for task in reach.columns]
+    rates = decay_rate(rows)
+    per_100 = [round(100 * rates.get(arch, math.nan), 2) for arch in reach.index]
+    reach.insert(0, "decay (decades/100 steps)", per_100)
+    reach.index.name = "arch"
+    return reach
+
+
+INTRO = (
+    "Each architecture trained with `rnnbench.train` (Adam, gradient clipping at the "
+    "global norm, a linear readout; benchmarks/bench_tasks.py) on the long-range tasks "
+    "of `rnnbench.tasks`. A task counts as solved at the first evaluation whose "
+    "held-out loss is under its threshold (adding: MSE < 0.01; copy tasks: 5% of the "
+    "memoryless baseline), and training stops there. A run that does not solve it "
+    "records its steps to solve as the budget plus one evaluation interval (never NaN "
+    "or inf); the table shows its final held-out loss as a share of the baseline "
+    "instead (adding: always answering 1, MSE 1/6; copy tasks: 10 log(8) / (T + 20))."
+)
+
+
+def add_section(report, rows: pd.DataFrame, machine: str) -> None:
+    """Add "What each architecture learns" to `report` (markdown.Report) from one
+    machine's rows at one commit: outcomes, decay beside reach, learning curves."""
+    from .markdown import markdown_table, slug  # markdown imports this module
+
+    table = runs(rows)
+    if table.empty:
+        return
+    report.add("### What each architecture learns", INTRO)
+    report.add("Outcome (seconds the run took):", markdown_table(outcome_table(table)))
+    report.add(
+        "Gradient decay at initialisation (bench_decay: decades of |dL/dh| lost per 100 "
+        "steps, from distance 1 to the farthest finite one) beside the longest T solved "
+        "(0: none):",
+        markdown_table(decay_beside_reach(table, rows)),
+    )
+    curves = _ok(rows, CURVE)
+    for (task, seq_len), group in curves.groupby(["task", "seq_len"], sort=True):
+        report.plot(
+            f"report-{slug(machine)}-learning-{slug(task)}-{seq_len}",
+            plots.lines(group, "step", "value", ["arch"]),
+            f"held-out loss against training step, {task} T={seq_len}",
+            title=f"Learning curves: {task}, T={seq_len} ({machine})",
+            xlabel="training step",
+            ylabel=f"held-out loss ({group['unit'].iloc[0]})",
+            logy=bool((group["value"] > 0).all()),
+        )
+
+
+def add_decay_after_learning(report, rows: pd.DataFrame, machine: str) -> None:
+    """Add the decay curves of the models trained on the adding problem beside the same
+    models at initialisation (bench_tasks.DecayAfterLearning) to `report`."""
+    from .markdown import markdown_table, number_text, slug  # markdown imports this module
+
+    decay = _ok(rows, DECAY_AFTER)
+    if decay.empty:
+        return
+    table = decay.assign(text=[number_text(r) for r in decay.itertuples()]).pivot_table(
+        index="distance", columns=["arch", "model"], values="text", aggfunc="first"
+    )
+    table.columns = [f"{arch} {model}" for arch, model in table.columns]
+    report.add(
+        "Gradient decay after learning: log10 of |dL/dh| at distance d before the last "
+        "step, of each model trained on the adding problem (bench_tasks) and of the same "
+        "model at initialisation, on a held-out adding batch:",
+        markdown_table(table),
+    )
+    report.plot(
+        f"report-{slug(machine)}-decay-after-learning",
+        plots.lines(decay, "distance", "value", ["arch", "model"]),
+        "gradient norm against distance, initial and trained",
+        title=f"Gradient decay before and after learning the adding problem ({machine})",
+        xlabel="distance d from the last step (steps)",
+        ylabel=r"$\log_{10} |\partial L / \partial h_{T-d}|$",
+    )

@@ -1,0 +1,97 @@
+"""The report's "What each architecture learns" section (rnnbench/report/learning.py) on
+small tidy frames shaped like load.load_results's: outcomes, decay beside reach, curves."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from rnnbench import tasks
+from rnnbench.report import learning, markdown, views
+
+
+def row(benchmark: str, value, unit="loss", status="ok", **params) -> dict:
+    return {"benchmark": benchmark, "value": value, "unit": unit, "status": status, **params}
+
+
+def frame() -> pd.DataFrame:
+    """gru solves adding at T=50 (step 500) and not at T=200; rnn_tanh solves neither;
+    plus bench_decay's curves, learning curves and decay after learning."""
+    rows = []
+    for arch, seq_len, steps, loss, seconds in (
+        ("gru", 50, 500, 0.004, 3.0),
+        ("gru", 200, 3250, 0.1, 30.0),
+        ("rnn_tanh", 50, 3250, 0.15, 15.0),
+        ("rnn_tanh", 200, 3250, 0.2, 20.0),
+    ):
+        where = {"arch": arch, "task": "adding", "seq_len": seq_len}
+        rows += [
+            row(learning.STEPS, steps, "steps", **where),
+            row(learning.EVAL_LOSS, loss, **where),
+            row(learning.SECONDS, seconds, "seconds", **where),
+            *(row(learning.CURVE, loss * 2 / k, **where, step=250 * k) for k in (1, 2)),
+        ]
+    for arch, slope in (("gru", -0.01), ("rnn_tanh", -0.3)):
+        rows += [row(views.DECAY, slope * d, "log10", arch=arch, distance=d) for d in (1, 64)]
+    rows.append(row(views.DECAY, -math.inf, "log10", arch="rnn_tanh", distance=1024))
+    for model, value in (("initial", -3.0), ("trained", -1.0)):
+        rows.append(row(learning.DECAY_AFTER, value, "log10", arch="gru", model=model, distance=4))
+    rows.append(row(learning.STEPS, math.nan, "steps", "skipped", arch="lstm", task="copy"))
+    # integer parameters as load_results gives them: nullable integers
+    return pd.DataFrame(rows).astype({"seq_len": "Int64", "step": "Int64", "distance": "Int64"})
+
+
+def test_runs_tell_solved_from_not_with_the_baseline():
+    table = learning.runs(frame()).set_index(["arch", "seq_len"])
+    assert table["solved"].to_dict() == {
+        ("gru", 50): True,
+        ("gru", 200): False,
+        ("rnn_tanh", 50): False,
+        ("rnn_tanh", 200): False,
+    }
+    assert (table["baseline"] == tasks.ADDING_BASELINE).all()
+    assert "lstm" not in table.index.get_level_values("arch")  # skipped: not a run
+
+
+def test_the_outcome_table_gives_the_step_or_the_share_of_the_baseline():
+    table = learning.outcome_table(learning.runs(frame()))
+    assert list(table.columns) == ["adding T=50", "adding T=200"]
+    assert table.loc["gru", "adding T=50"] == "solved at step 500 (3 s)"
+    assert table.loc["gru", "adding T=200"] == "60% of baseline (30 s)"  # 0.1 / (1/6)
+    assert table.loc["rnn_tanh", "adding T=50"] == "90% of baseline (15 s)"
+
+
+def test_the_decay_rate_is_the_slope_to_the_farthest_finite_distance():
+    rates = learning.decay_rate(frame())
+    assert rates["gru"] == pytest.approx(0.01)
+    assert rates["rnn_tanh"] == pytest.approx(0.3)  # the -inf at 1024 left out
+    reach = learning.decay_beside_reach(learning.runs(frame()), frame())
+    assert reach.loc["gru"].tolist() == [1.0, 50]
+    assert reach.loc["rnn_tanh"].tolist() == [30.0, 0]
+
+
+def test_the_section_is_written_with_its_tables_and_plots(tmp_path):
+    report = markdown.Report(tmp_path, can_plot=True)
+    learning.add_section(report, frame(), "vm")
+    learning.add_decay_after_learning(report, frame(), "vm")
+    text = "\n".join(report.lines)
+    assert "### What each architecture learns" in text
+    assert "| gru | solved at step 500 (3 s) | 60% of baseline (30 s) |" in text
+    assert "budget plus one evaluation interval" in text
+    assert "| rnn_tanh | 30.0 | 0 |" in text
+    assert "| distance | gru initial | gru trained |\n|---|---|---|\n| 4 | -3 | -1 |" in text
+    names = sorted(path.name for path in report.plots)
+    assert names == [
+        "report-vm-decay-after-learning.png",
+        "report-vm-learning-adding-200.png",
+        "report-vm-learning-adding-50.png",
+    ]
+    assert all(path.stat().st_size > 0 for path in report.plots)
+
+
+def test_no_task_results_add_nothing(tmp_path):
+    report = markdown.Report(tmp_path, can_plot=False)
+    others = frame()[~frame()["benchmark"].isin(learning.BENCHMARKS)]
+    learning.add_section(report, others, "vm")
+    learning.add_decay_after_learning(report, others, "vm")
+    assert report.lines == []
