@@ -10,7 +10,7 @@ import numpy as np
 
 import rnnbench
 from rnnbench import tasks
-from rnnbench.training import fit
+from rnnbench.training import fit, held_out_loss, loss_and_gradients, new_readout
 
 from . import common
 
@@ -34,6 +34,37 @@ CURVE_STEPS = list(range(EVAL_EVERY, TRAINING["steps"] + 1, EVAL_EVERY))
 DECAY_TASK, DECAY_SEQ_LEN = "adding", TASK_GRIDS["quick"]["seq_len"][0]
 DECAY_BATCH = 16
 DECAY_DISTANCES = [1, 4, 16, DECAY_SEQ_LEN]
+# Before training, a float64 step's gradient is checked along a random direction
+# against a central difference with step FD_STEP: rounding about 1e-16 |L| / FD_STEP
+# < 1e-9 (|L| < 3), truncation about FD_STEP^2 relative; hence FD_ATOL and FD_RTOL.
+FD_STEP = 1e-6
+FD_ATOL = 1e-8
+FD_RTOL = 1e-6
+
+
+def check_training_step(arch: str, name: str) -> None:
+    """Raise AssertionError unless a small float64 training step's gradient (the model's
+    and the readout's) matches a central difference of the loss along a random direction."""
+    task = tasks.get(name)
+    model = rnnbench.RNN(arch, task.input_size, 8, dtype=np.float64, seed=common.SEED)
+    readout = new_readout(task, 8, common.SEED, np.float64)
+    x, target = task.batch(6, 4, seed=common.SEED, dtype=np.float64)
+    _, grads = loss_and_gradients(model, readout, task, x, target)
+    start = {**model.params, **readout}
+    direction = {k: common.normal(k, p.shape, np.float64) for k, p in start.items()}
+
+    def loss(shift: float) -> float:
+        moved = {key: p + shift * direction[key] for key, p in start.items()}
+        model.params = {key: moved[key] for key in model.params}
+        return held_out_loss(model, {key: moved[key] for key in readout}, task, x, target)
+
+    exact = sum(float(np.sum(grads[key] * direction[key])) for key in start)
+    central = (loss(FD_STEP) - loss(-FD_STEP)) / (2 * FD_STEP)
+    if not abs(central - exact) <= FD_RTOL * abs(exact) + FD_ATOL:
+        raise AssertionError(
+            f"{arch} {name}: a training step's directional derivative is {exact!r}, "
+            f"{central!r} from central differences"
+        )
 
 
 def steps_to_solve(history, task: tasks.Task, seq_len: int) -> int:
@@ -58,12 +89,18 @@ def decay_curves(run) -> dict:
 def train_grid() -> dict:
     """Every (arch, task, seq_len) of the grid, trained: its history, steps to solve and seconds.
 
+    An (arch, task) whose checked step fails holds the AssertionError instead.
     Lengths beyond GATE_LENGTH train only where GATE_LENGTH was solved; the
     others are left out (skipped by setup). Adds "decay" curves for DECAY_TASK.
     """
     results = {}
     for arch, name in ((a, n) for a in common.ARCHS for n in GRID["task"]):
         task = tasks.get(name)
+        try:
+            check_training_step(arch, name)
+        except AssertionError as error:
+            results.update({(arch, name, seq_len): error for seq_len in GRID["seq_len"]})
+            continue
         for seq_len in sorted(GRID["seq_len"]):
             gate = results.get((arch, name, GATE_LENGTH))
             if seq_len > GATE_LENGTH and (gate is None or gate["steps"] == NOT_SOLVED):
@@ -103,6 +140,8 @@ class Trained:
         if (arch, task, seq_len) not in results:
             raise NotImplementedError(f"not run: {arch} did not solve {task} at T={GATE_LENGTH}")
         self.result = results[arch, task, seq_len]
+        if isinstance(self.result, AssertionError):
+            raise self.result
 
 
 class Learning(Trained):
