@@ -5,6 +5,7 @@ Adam, clipping at the global norm, a linear readout, `train`, and the
 """
 
 import argparse
+import inspect
 import math
 import numbers
 import sys
@@ -218,10 +219,13 @@ def train(arch: str, task: str, seq_len: int, **kwargs) -> pd.DataFrame:
 
     Columns: step; eval_loss; train_loss (mean since the previous row);
     grad_norm (largest since the previous row, before clipping); seconds
-    (since training began). Keywords and defaults as `fit`; raises ValueError
-    or TypeError naming a bad argument.
+    (since training began). Keywords and defaults as `fit` (the signature
+    below is fit's); raises ValueError or TypeError naming a bad argument.
     """
     return fit(arch, task, seq_len, **kwargs).history
+
+
+train.__signature__ = inspect.signature(fit).replace(return_annotation=pd.DataFrame)
 
 
 def _positive_arg(kind):
