@@ -34,6 +34,7 @@ CURVE_STEPS = list(range(EVAL_EVERY, TRAINING["steps"] + 1, EVAL_EVERY))
 DECAY_TASK, DECAY_SEQ_LEN = "adding", TASK_GRIDS["quick"]["seq_len"][0]
 DECAY_BATCH = 16
 DECAY_DISTANCES = [1, 4, 16, DECAY_SEQ_LEN]
+MODELS = ("initial", "trained")
 # Before training, a float64 step's gradient is checked along a random direction
 # against a central difference with step FD_STEP: rounding about 1e-16 |L| / FD_STEP
 # < 1e-9 (|L| < 3), truncation about FD_STEP^2 relative; hence FD_ATOL and FD_RTOL.
@@ -74,16 +75,17 @@ def steps_to_solve(history, task: tasks.Task, seq_len: int) -> int:
 
 
 def decay_curves(run) -> dict:
-    """{"initial", "trained"}: float64 gradient_norms [T+1] of a fresh and the trained model.
-
-    On a held-out adding batch of DECAY_BATCH rows; the trained weights in float64.
-    """
+    """{"initial", "trained"}: float64 log10 gradient_norms [T+1] of a fresh and the trained
+    model (-inf where exactly zero), on a held-out adding batch of DECAY_BATCH rows; the
+    trained weights in float64."""
     model = run.model
     x, _ = run.task.batch(DECAY_SEQ_LEN, DECAY_BATCH, seed=common.SEED + 1, dtype=np.float64)
-    fresh = rnnbench.RNN(model.arch, model.input_size, model.hidden_size, dtype=np.float64)
-    trained = rnnbench.RNN(model.arch, model.input_size, model.hidden_size, dtype=np.float64)
+    sizes = (model.arch, model.input_size, model.hidden_size)
+    fresh = rnnbench.RNN(*sizes, dtype=np.float64, seed=TRAINING["seed"])  # where training began
+    trained = rnnbench.RNN(*sizes, dtype=np.float64)
     trained.params = {key: value.astype(np.float64) for key, value in model.params.items()}
-    return {"initial": fresh.gradient_norms(x), "trained": trained.gradient_norms(x)}
+    nets = dict(zip(MODELS, (fresh, trained), strict=True))
+    return {name: net.gradient_norms(x, log10=True) for name, net in nets.items()}
 
 
 def train_grid() -> dict:
@@ -180,16 +182,17 @@ class LearningCurve(Trained):
 
 
 class DecayAfterLearning(Trained):
-    """log10 of |dL/dh_{T-d}| (as bench_decay) at initialisation and after training."""
+    """log10 of |dL/dh_{T-d}| at initialisation and after training; an exact zero is
+    skipped ("no path"), as bench_decay does."""
 
-    params = [common.ARCHS, ["initial", "trained"], DECAY_DISTANCES]
+    params = [common.ARCHS, list(MODELS), DECAY_DISTANCES]
     param_names = ["arch", "model", "distance"]
 
     def setup(self, results, arch, model, distance):
         super().setup(results, arch, DECAY_TASK, DECAY_SEQ_LEN)
-        norms = self.result["decay"][model]
-        with np.errstate(divide="ignore"):
-            self.log10_norm = float(np.log10(norms[DECAY_SEQ_LEN - distance]))
+        self.log10_norm = float(self.result["decay"][model][DECAY_SEQ_LEN - distance])
+        if self.log10_norm == -np.inf:
+            raise NotImplementedError(f"no path: dL/dh is exactly zero at distance {distance}")
 
     def track_decay(self, results, arch, model, distance):
         return self.log10_norm

@@ -4,7 +4,6 @@ small tidy frames shaped like load.load_results's: outcomes, decay beside reach,
 import math
 
 import pandas as pd
-import pytest
 
 from rnnbench import tasks
 from rnnbench.report import learning, markdown, views
@@ -17,7 +16,7 @@ def row(benchmark: str, value, unit="loss", status="ok", **params) -> dict:
 def frame() -> pd.DataFrame:
     """gru solves adding at T=50 (step 500) and not at T=200; rnn_tanh solves neither,
     lstm (T=50 only) nearly;
-    plus bench_decay's curves, learning curves and decay after learning."""
+    plus bench_decay's rates, learning curves and decay after learning."""
     rows = []
     for arch, seq_len, steps, loss, seconds in (
         ("gru", 50, 500, 0.004, 3.0),
@@ -33,11 +32,14 @@ def frame() -> pd.DataFrame:
             row(learning.SECONDS, seconds, "seconds", **where),
             *(row(learning.CURVE, loss * 2 / k, **where, step=250 * k) for k in (1, 2)),
         ]
-    for arch, slope in (("gru", -0.01), ("rnn_tanh", -0.3)):
-        rows += [row(views.DECAY, slope * d, "log10", arch=arch, distance=d) for d in (1, 64)]
-    rows.append(row(views.DECAY, -math.inf, "log10", arch="rnn_tanh", distance=1024))
+    for arch, rate in (("gru", -0.01), ("rnn_tanh", -0.3)):
+        rows.append(row(views.DECAY_RATE, rate, "log10 per step", arch=arch, seq_len=256))
     for model, value in (("initial", -3.0), ("trained", -1.0)):
         rows.append(row(learning.DECAY_AFTER, value, "log10", arch="gru", model=model, distance=4))
+        status = "ok" if model == "initial" else "skipped"  # exactly zero: no path
+        rows.append(
+            row(learning.DECAY_AFTER, -9.0, "log10", status, arch="gru", model=model, distance=50)
+        )
     rows.append(row(learning.STEPS, math.nan, "steps", "skipped", arch="lstm", task="copy"))
     # integer parameters as load_results gives them: nullable integers
     return pd.DataFrame(rows).astype({"seq_len": "Int64", "step": "Int64", "distance": "Int64"})
@@ -66,13 +68,12 @@ def test_the_outcome_table_gives_the_step_or_the_share_of_the_baseline():
     assert table.loc["lstm"].tolist() == ["9% of baseline (10 s)", ""]
 
 
-def test_the_decay_rate_is_the_slope_to_the_farthest_finite_distance():
-    rates = learning.decay_rate(frame())
-    assert rates["gru"] == pytest.approx(0.01)
-    assert rates["rnn_tanh"] == pytest.approx(0.3)  # the -inf at 1024 left out
+def test_the_longest_t_solved_stands_beside_the_decay_rates():
     reach = learning.decay_beside_reach(learning.runs(frame()), frame())
-    assert reach.loc["gru"].tolist() == [1.0, 50]
-    assert reach.loc["rnn_tanh"].tolist() == [30.0, 0]
+    assert list(reach.columns) == ["decay rate, T=256", "longest adding T solved"]
+    assert reach.loc["gru"].tolist() == ["-0.0100 per step", 50]
+    assert reach.loc["rnn_tanh"].tolist() == ["-0.3000 per step", 0]
+    assert reach.loc["lstm"].tolist() == ["", 0]  # no decay results for it
 
 
 def test_the_section_is_written_with_its_tables_and_plots(tmp_path):
@@ -83,8 +84,9 @@ def test_the_section_is_written_with_its_tables_and_plots(tmp_path):
     assert "### What each architecture learns" in text
     assert "| gru | solved at step 500 (3 s) | 60% of baseline (30 s) |" in text
     assert "budget plus one evaluation interval" in text
-    assert "| rnn_tanh | 30.0 | 0 |" in text
+    assert "| rnn_tanh | -0.3000 per step | 0 |" in text
     assert "| distance | gru initial | gru trained |\n|---|---|---|\n| 4 | -3 | -1 |" in text
+    assert "| 50 | -9 | 0, no path |" in text
     names = sorted(path.name for path in report.plots)
     assert names == [
         "report-vm-decay-after-learning.png",

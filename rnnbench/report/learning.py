@@ -3,7 +3,6 @@ benchmarks/bench_tasks.py beside the gradient-decay curves, as views of the tidy
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from .. import tasks
@@ -67,34 +66,18 @@ def outcome_table(table: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def decay_rate(rows: pd.DataFrame) -> pd.Series:
-    """Per architecture, decades of |dL/dh| lost per step, from bench_decay's curve.
-
-    The slope between distance 1 and the farthest distance still finite;
-    positive for vanishing gradients, negative for exploding ones.
-    """
-    decay = _ok(rows, views.DECAY)
-    decay = decay[np.isfinite(decay["value"])]
-    rates = {}
-    for arch, curve in decay.groupby("arch", sort=False):
-        curve = curve.assign(distance=pd.to_numeric(curve["distance"])).sort_values("distance")
-        near, far = curve.iloc[0], curve.iloc[-1]
-        if far["distance"] > near["distance"]:
-            rates[arch] = (near["value"] - far["value"]) / (far["distance"] - near["distance"])
-    return pd.Series(rates, name="decades per step", dtype="float64")
-
-
 def decay_beside_reach(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """Architecture by task: the longest T solved (0: none), beside the decay rate."""
+    """Architecture by task: the longest T solved (0: none), after bench_decay's per-step
+    decay rates at initialisation (views.decay_rates, one column per T)."""
     solved = table[table["solved"]].groupby(["arch", "task"])["seq_len"].max()
     reach = solved.unstack("task").reindex(index=pd.unique(table["arch"]))
     reach = reach.reindex(columns=sorted(table["task"].unique())).fillna(0).astype(int)
     reach.columns = [f"longest {task} T solved" for task in reach.columns]
-    rates = decay_rate(rows)
-    per_100 = [round(100 * rates.get(arch, math.nan), 2) for arch in reach.index]
-    reach.insert(0, "decay (decades/100 steps)", per_100)
-    reach.index.name = "arch"
-    return reach
+    rates = views.decay_rates(rows)
+    rates.columns = [f"decay rate, {T}" for T in rates.columns]
+    joined = rates.reindex(reach.index).fillna("").join(reach) if len(rates) else reach
+    joined.index.name = "arch"
+    return joined
 
 
 INTRO = (
@@ -120,9 +103,8 @@ def add_section(report, rows: pd.DataFrame, machine: str) -> None:
     report.add("### What each architecture learns", INTRO)
     report.add("Outcome (seconds the run took):", markdown_table(outcome_table(table)))
     report.add(
-        "Gradient decay at initialisation (bench_decay: decades of |dL/dh| lost per 100 "
-        "steps, from distance 1 to the farthest finite one) beside the longest T solved "
-        "(0: none):",
+        "The per-step decay rate of log10 |dL/dh| at initialisation (see Gradient decay) "
+        "beside the longest T solved (0: none):",
         markdown_table(decay_beside_reach(table, rows)),
     )
     curves = _ok(rows, CURVE)
@@ -141,19 +123,19 @@ def add_section(report, rows: pd.DataFrame, machine: str) -> None:
 def add_decay_after_learning(report, rows: pd.DataFrame, machine: str) -> None:
     """Add the decay curves of the models trained on the adding problem beside the same
     models at initialisation (bench_tasks.DecayAfterLearning) to `report`."""
-    from .markdown import markdown_table, number_text, slug  # markdown imports this module
+    from .markdown import decay_text, markdown_table, slug  # markdown imports this module
 
-    decay = _ok(rows, DECAY_AFTER)
+    decay = rows[rows["benchmark"] == DECAY_AFTER]
     if decay.empty:
         return
-    table = decay.assign(text=[number_text(r) for r in decay.itertuples()]).pivot_table(
+    table = decay.assign(text=[decay_text(r) for r in decay.itertuples()]).pivot_table(
         index="distance", columns=["arch", "model"], values="text", aggfunc="first"
     )
     table.columns = [f"{arch} {model}" for arch, model in table.columns]
     report.add(
         "Gradient decay after learning: log10 of |dL/dh| at distance d before the last "
         "step, of each model trained on the adding problem (bench_tasks) and of the same "
-        "model at initialisation, on a held-out adding batch:",
+        'model at initialisation, on a held-out adding batch ("0, no path": exactly zero):',
         markdown_table(table),
     )
     report.plot(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots, views
+from . import learning, plots, views
 from .load import Results
 
 REPORT = "report.md"
@@ -427,11 +427,13 @@ def _machine_section(report: Report, frame: pd.DataFrame, params, machine, info,
     _scaling(report, rows, params, machine)
     _memory(report, rows, params, machine)
     _decay(report, rows, params, machine)
+    learning.add_decay_after_learning(report, rows, machine)
+    learning.add_section(report, rows, machine)
     _peers(report, rows, params)
     _first_call_and_limits(report, rows, params)
     _changes(report, rows_all, commits, factor)
     _status(report, rows)
-    other = rows[~rows["benchmark"].isin(views.KNOWN)]
+    other = rows[~rows["benchmark"].isin(views.KNOWN | learning.BENCHMARKS)]
     if not other.empty:
         report.add(
             "### Other results",
