@@ -28,6 +28,8 @@ def runs(rows: pd.DataFrame) -> pd.DataFrame:
     loss at that length. Tasks rnnbench does not know get NaN for both.
     """
     keys = ["arch", "task", "seq_len"]
+    if not set(keys) <= set(rows.columns):  # no task results among these rows
+        return pd.DataFrame(columns=keys)
     parts = [
         _ok(rows, name).set_index(keys)["value"].rename(column)
         for name, column in ((STEPS, "steps"), (EVAL_LOSS, "eval_loss"), (SECONDS, "seconds"))
