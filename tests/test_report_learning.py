@@ -89,7 +89,8 @@ def test_the_section_is_written_with_its_tables_and_plots(tmp_path):
     assert "| 50 | -9 | 0, no path |" in text
     names = sorted(path.name for path in report.plots)
     assert names == [
-        "report-vm-decay-after-learning.png",
+        "report-vm-decay-initial-adding.png",
+        "report-vm-decay-trained-adding.png",
         "report-vm-learning-adding-200.png",
         "report-vm-learning-adding-50.png",
     ]

@@ -131,20 +131,21 @@ def add_decay_after_learning(report, rows: pd.DataFrame, machine: str) -> None:
     if decay.empty:
         return
     table = decay.assign(text=[decay_text(r) for r in decay.itertuples()]).pivot_table(
-        index="distance", columns=["arch", "model"], values="text", aggfunc="first"
+        index="distance", columns=["arch", "model"], values="text", aggfunc="first", sort=False
     )
     table.columns = [f"{arch} {model}" for arch, model in table.columns]
     report.add(
         "Gradient decay after learning: log10 of |dL/dh| at distance d before the last "
         "step, of each model trained on the adding problem (bench_tasks) and of the same "
         'model at initialisation, on a held-out adding batch ("0, no path": exactly zero):',
-        markdown_table(table),
+        markdown_table(table.sort_index()),
     )
-    report.plot(
-        f"report-{slug(machine)}-decay-after-learning",
-        plots.lines(decay, "distance", "value", ["arch", "model"]),
-        "gradient norm against distance, initial and trained",
-        title=f"Gradient decay before and after learning the adding problem ({machine})",
-        xlabel="distance d from the last step (steps)",
-        ylabel=r"$\log_{10} |\partial L / \partial h_{T-d}|$",
-    )
+    for model, group in decay.groupby("model", sort=False):  # one plot each: initial, trained
+        report.plot(
+            f"report-{slug(machine)}-decay-{slug(model)}-adding",
+            plots.lines(group, "distance", "value", ["arch"]),
+            f"gradient norm against distance, {model} models",
+            title=f"Gradient decay of the {model} models, adding problem ({machine})",
+            xlabel="distance d from the last step (steps)",
+            ylabel=r"$\log_{10} |\partial L / \partial h_{T-d}|$",
+        )
