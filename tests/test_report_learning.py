@@ -2,11 +2,15 @@
 small tidy frames shaped like load.load_results's: outcomes, decay beside reach, curves."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
 from rnnbench import tasks
-from rnnbench.report import learning, markdown, views
+from rnnbench.report import learning, load, markdown, views
+
+# asv run --quick --bench 'bench_tasks|bench_decay' of this suite, one commit (data/README.md)
+TASKS_RESULTS = Path(__file__).parent / "data" / "tasks"
 
 
 def row(benchmark: str, value, unit="loss", status="ok", **params) -> dict:
@@ -104,3 +108,21 @@ def test_no_task_results_add_nothing(tmp_path):
         learning.add_section(report, rows, "vm")
         learning.add_decay_after_learning(report, rows, "vm")
     assert report.lines == []
+
+
+def test_the_report_of_a_real_asv_run_has_the_section_in_the_decay_part(tmp_path):
+    results = load.load_results(TASKS_RESULTS, show_progress=False)
+    assert results.warnings == []
+    text = markdown.write_report(results, tmp_path, draw_plots=False)[0].read_text()
+    decay, after, learns = (
+        text.index(heading)
+        for heading in (
+            "### Gradient decay",
+            "Gradient decay after learning",
+            "### What each architecture learns",
+        )
+    )
+    assert decay < after < learns
+    assert "| gru | solved at step 500 (" in text
+    assert "| rnn_tanh | 110% of baseline (" in text
+    assert "Other results" not in text  # every bench_tasks benchmark has its view
