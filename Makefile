@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 CUDA_SIMULATOR := NUMBA_ENABLE_CUDASIM=1 RNNBENCH_CUDA_THREADS_PER_BLOCK=6 RNNBENCH_CUDA_MAX_BLOCKS=2
 SIMULATED_TESTS := tests/test_cuda.py tests/test_cuda_scan.py \
 	tests/test_own_cell.py::test_cuda_matches_cpu \
-	tests/test_inference.py::test_cuda_inference_in_chunks_matches_the_forward_with_a_tape
+	tests/test_inference.py::test_cuda_inference_in_chunks_matches_the_forward_with_a_tape \
+	tests/test_training.py::test_training_on_the_cuda_backend_matches_the_cpu_backend
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

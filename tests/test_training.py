@@ -306,3 +306,17 @@ def test_bad_command_arguments_exit_2_with_a_usage_line(arguments, capsys):
     assert status == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: rnnbench train") and "Traceback" not in err
+
+
+def test_training_on_the_cuda_backend_matches_the_cpu_backend(monkeypatch):
+    """Skipped without a GPU; `make test` runs it on Numba's CUDA simulator too (it is in
+    the Makefile's SIMULATED_TESTS), with a held-out batch of 4 to keep that quick."""
+    from numba import cuda
+
+    if not cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU, or NUMBA_ENABLE_CUDASIM=1 set before numba is imported")
+    monkeypatch.setattr(training, "EVAL_BATCH", 4)
+    small = {**TINY, "hidden_size": 2, "batch": 2, "steps": 2, "dtype": np.float64}
+    on = {b: rnnbench.train("gru", "adding", 3, **small, backend=b) for b in ("cpu", "cuda")}
+    cols = ["eval_loss", "train_loss", "grad_norm"]
+    np.testing.assert_allclose(on["cuda"][cols], on["cpu"][cols], rtol=1e-12)
