@@ -278,9 +278,10 @@ def run(args) -> int:
             return
         shown[0] = time.monotonic()
         done = round(20 * step / steps)
+        held_out = "-" if math.isnan(eval_loss) else f"{eval_loss:.4f}"
         _show_progress(
             f"{args.arch} {args.task} T={args.seq_len} [{'#' * done}{'.' * (20 - done)}] "
-            f"step {step}/{steps} loss {train_loss:.4f} held-out {eval_loss:.4f}"
+            f"step {step}/{steps} loss {train_loss:.4f} held-out {held_out}"
         )
 
     keywords = {
