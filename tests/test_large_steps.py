@@ -9,6 +9,9 @@ row count splits.
 """
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -62,3 +65,24 @@ def test_large_steps_of_dense_cells_take_onemkl_where_it_loads(monkeypatch):
     y, _ = model.forward(np.ones((3, 64, 8), np.float32))
     model.backward(np.ones_like(y))
     assert packed == [(16, 64), (64, 16)]
+
+
+def test_without_onemkl_the_loops_compile_and_take_openblas():
+    """RNNBENCH_MKL=0 (as where the mkl wheel is missing): nothing is loaded, the loops
+    still link, and large steps give the small steps' results."""
+    program = (
+        "import numpy as np, rnnbench\n"
+        "from rnnbench.cpu import mkl\n"
+        "assert not mkl.AVAILABLE\n"
+        "x = np.random.default_rng(0).standard_normal((4, 64, 8))\n"
+        "y, _ = rnnbench.RNN('lstm', 8, 16, dtype=np.float64).forward(x)\n"
+        "print(float(np.abs(y).sum()))\n"
+    )
+    env = {**os.environ, "RNNBENCH_MKL": "0", "RNNBENCH_NO_CACHE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    model = rnnbench.RNN("lstm", 8, 16, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 64, 8))
+    assert float(result.stdout) == pytest.approx(float(np.abs(model.forward(x)[0]).sum()))

@@ -49,6 +49,14 @@ def _library() -> ctypes.CDLL | None:
 _LIBRARY = _library()
 AVAILABLE = _LIBRARY is not None
 
+# Without oneMKL the compiled loops still name its functions (a branch they never
+# take), and LLVM must resolve every symbol it links: there they name a function
+# that does nothing.
+_NOTHING = ctypes.CFUNCTYPE(None)(lambda: None)
+if not AVAILABLE:
+    for _name in ("cblas_sgemm_compute", "cblas_dgemm_compute"):
+        llvmlite.binding.add_symbol(_name, ctypes.cast(_NOTHING, ctypes.c_void_p).value)
+
 
 def _compute(prefix: str, real):
     """cblas_?gemm_compute(layout, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc)."""
