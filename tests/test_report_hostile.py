@@ -307,3 +307,27 @@ def test_the_escaping_functions():
         -1.0,
         None,
     ]
+
+
+def test_a_section_that_cannot_be_drawn_is_a_warning_and_the_rest_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    def unexpected(*args, **kwargs):
+        raise ValueError("results no view expected")
+
+    monkeypatch.setattr(report_markdown.views, "decay_rates", unexpected)  # fixbox has decay
+    assert report(DATA / "results", tmp_path) == 0
+    err = capsys.readouterr().err
+    expected = (
+        f"{DATA / 'results' / 'fixbox'}/: the section of machine fixbox could not be drawn "
+        "(ValueError: results no view expected); left out"
+    )
+    assert f"warning: {expected}" in err and "Traceback" not in err
+    text = (tmp_path / "report.md").read_text()
+    assert markdown(expected) in text.split("## Warnings")[1].split("##")[0]
+    assert "## Machine `otherbox`" in text and "## Machine `fixbox`" not in text
+    assert "Machine `fixbox`:" in text  # the summary is still there
+    # the plots drawn for the section before it failed are gone with it; no temporary file
+    names = {path.name for path in tmp_path.iterdir()}
+    assert names == {"report.md", *re.findall(r"\]\(([^)]+)\)", text)}
+    assert not any("fixbox" in name for name in names)

@@ -93,12 +93,16 @@ def run(args) -> int:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         return _cannot_write(output, err)
+
+    def warn(message: str):
+        print(f"warning: {message}", file=sys.stderr)
+
     results = load_results(
         results_dir,
         machines=args.machine,
         commits=args.commit,
         show_progress=args.progress,
-        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+        warn=warn,
     )
     if results.frame.empty:
         if results.files == 0:
@@ -115,7 +119,12 @@ def run(args) -> int:
         )
     try:
         written = write_report(
-            results, output, source=f"{results_dir}/", draw_plots=args.plots, factor=args.factor
+            results,
+            output,
+            source=f"{results_dir}/",
+            draw_plots=args.plots,
+            factor=args.factor,
+            warn=warn,
         )
     except OSError as err:
         return _cannot_write(output, err)

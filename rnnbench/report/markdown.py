@@ -23,6 +23,9 @@ SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""))
 SUBUNIT_PREFIXES = ((1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
 BINARY_PREFIXES = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
 SLUG_MAX = 48  # characters of a machine name in a plot's file name
+# What pandas and the views raise on results they did not expect (a number where text
+# belongs, a shape no view has): the part of the report being drawn is left out.
+DATA_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError)
 
 
 def si(value: float, unit: str, attach: bool = True) -> str:
@@ -155,6 +158,10 @@ class Staged:
             os.replace(self.temporary.pop(final), final)
         return finals
 
+    def forget(self, name: str):
+        """Remove the file that would have become output_dir/name."""
+        self.temporary.pop(self.output_dir / name).unlink(missing_ok=True)
+
     def discard(self):
         """Remove what was written and not moved into place."""
         for temporary in self.temporary.values():
@@ -163,17 +170,35 @@ class Staged:
 
 
 class Report:
-    """The Markdown text being built, and the plots drawn for it."""
+    """The Markdown text being built, the plots drawn for it and the warnings met."""
 
-    def __init__(self, staged: Staged, can_plot: bool):
+    def __init__(self, staged: Staged, can_plot: bool, warnings: list[str], warn=None):
         self.staged = staged
         self.can_plot = can_plot
         self.lines: list[str] = []
         self.plots: list[str] = []
+        self.warnings = list(warnings)
+        self.on_warning = warn
 
     def add(self, *paragraphs: str):
         for paragraph in paragraphs:
             self.lines += [paragraph, ""]
+
+    def guarded(self, what: str, where: str, draw, *args):
+        """draw(self, *args); where it raises DATA_ERRORS, nothing of it is kept and a
+        warning names where its results came from."""
+        lines, drawn = len(self.lines), len(self.plots)
+        try:
+            draw(self, *args)
+        except DATA_ERRORS as err:
+            del self.lines[lines:]
+            for name in self.plots[drawn:]:
+                self.staged.forget(name)
+            del self.plots[drawn:]
+            message = f"{where}: {what} could not be drawn ({type(err).__name__}: {err}); left out"
+            self.warnings.append(message)
+            if self.on_warning is not None:
+                self.on_warning(message)
 
     def side_by_side(self, heading: str, rows, params, index: str, columns: str, cell):
         """views.side_by_side's tables under heading; a plain listing when the rows lack
@@ -524,10 +549,13 @@ def write_report(
     source: str = "results/",
     draw_plots: bool = True,
     factor: float = views.FACTOR,
+    warn=None,
 ) -> list[Path]:
     """Write report.md, its plots (unless draw_plots is False) and the tidy table under
     output_dir; returns their paths, report.md first. results must hold at least one row;
-    factor is the smallest ratio between commits that is flagged as a change.
+    factor is the smallest ratio between commits that is flagged as a change. A part
+    of the report that cannot be drawn from these results is left out with a warning
+    (in the report, and to warn when given).
 
     Each file is written under a temporary name and moved into place once all are
     written, report.md last; raises OSError when output_dir cannot be written, leaving
@@ -537,15 +565,20 @@ def write_report(
     output_dir.mkdir(parents=True, exist_ok=True)
     staged = Staged(output_dir)
     try:
-        return _write(results, staged, source, draw_plots, factor)
+        return _write(results, staged, source, draw_plots, factor, warn)
     finally:
         staged.discard()
 
 
-def _write(results: Results, staged: Staged, source: str, draw_plots: bool, factor: float):
+def _folders(frame: pd.DataFrame) -> str:
+    """The folders of the result files these rows came from, for a warning."""
+    return ", ".join(sorted({f"{Path(file).parent}/" for file in frame["file"]}))
+
+
+def _write(results: Results, staged: Staged, source, draw_plots, factor, warn):
     frame = views.add_derived(results.frame)
     data, no_parquet = _write_data(frame, staged)
-    report = Report(staged, draw_plots and plots.available())
+    report = Report(staged, draw_plots and plots.available(), results.warnings, warn)
     machines = list(pd.unique(frame["machine"]))
     commits = views.commits_by_date(frame)
     report.add(
@@ -565,12 +598,20 @@ def _write(results: Results, staged: Staged, source: str, draw_plots: bool, fact
             "**No plots:** matplotlib is not installed (`pip install 'rnnbench[plots]'`); "
             "the tables below hold the same numbers."
         )
-    if results.warnings:
-        report.add("## Warnings", "\n".join(f"- {markdown(w)}" for w in results.warnings))
-    _summary(report, frame, results.param_columns, machines)
+    warnings_at = len(report.lines)
+    summary = "the summary (fastest architecture)"
+    report.guarded(summary, _folders(frame), _summary, frame, results.param_columns, machines)
     for machine in machines:
         info = results.machines.get(machine, {})
-        _machine_section(report, frame, results.param_columns, machine, info, factor)
+        mine = frame[frame["machine"] == machine]
+        what = f"the section of machine {machine}"
+        params = results.param_columns
+        report.guarded(
+            what, _folders(mine), _machine_section, frame, params, machine, info, factor
+        )
+    if report.warnings:
+        items = "\n".join(f"- {markdown(w)}" for w in report.warnings)
+        report.lines[warnings_at:warnings_at] = ["## Warnings", "", items, ""]
     staged.path(REPORT).write_text("\n".join(report.lines), encoding="utf-8")
     paths = staged.commit()
     return [paths[-1], *paths[:-1]]
