@@ -170,13 +170,14 @@ class Staged:
 
 
 class Report:
-    """The Markdown text being built, the plots drawn for it and the warnings met."""
+    """The Markdown text being built, the plots drawn for it (staged: written under
+    temporary names until staged.commit()) and the warnings met."""
 
-    def __init__(self, staged: Staged, can_plot: bool, warnings: list[str], warn=None):
-        self.staged = staged
+    def __init__(self, output_dir: Path, can_plot: bool, warnings=(), warn=None):
+        self.staged = Staged(Path(output_dir))
         self.can_plot = can_plot
         self.lines: list[str] = []
-        self.plots: list[str] = []
+        self.plots: list[Path] = []  # where each plot goes once committed
         self.warnings = list(warnings)
         self.on_warning = warn
 
@@ -192,8 +193,8 @@ class Report:
             draw(self, *args)
         except DATA_ERRORS as err:
             del self.lines[lines:]
-            for name in self.plots[drawn:]:
-                self.staged.forget(name)
+            for path in self.plots[drawn:]:
+                self.staged.forget(path.name)
             del self.plots[drawn:]
             message = f"{where}: {what} could not be drawn ({type(err).__name__}: {err}); left out"
             self.warnings.append(message)
@@ -218,7 +219,7 @@ class Report:
         if not self.can_plot or not named:
             return
         plots.line_plot(named, self.staged.path(f"{name}.png"), **labels)
-        self.plots.append(f"{name}.png")
+        self.plots.append(self.staged.output_dir / f"{name}.png")
         self.add(f"![{alt}]({name}.png)")
 
 
@@ -563,11 +564,11 @@ def write_report(
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    staged = Staged(output_dir)
+    report = Report(output_dir, draw_plots and plots.available(), results.warnings, warn)
     try:
-        return _write(results, staged, source, draw_plots, factor, warn)
+        return _write(results, report, source, draw_plots, factor)
     finally:
-        staged.discard()
+        report.staged.discard()
 
 
 def _folders(frame: pd.DataFrame) -> str:
@@ -575,10 +576,9 @@ def _folders(frame: pd.DataFrame) -> str:
     return ", ".join(sorted({f"{Path(file).parent}/" for file in frame["file"]}))
 
 
-def _write(results: Results, staged: Staged, source, draw_plots, factor, warn):
+def _write(results: Results, report: Report, source: str, draw_plots: bool, factor: float):
     frame = views.add_derived(results.frame)
-    data, no_parquet = _write_data(frame, staged)
-    report = Report(staged, draw_plots and plots.available(), results.warnings, warn)
+    data, no_parquet = _write_data(frame, report.staged)
     machines = list(pd.unique(frame["machine"]))
     commits = views.commits_by_date(frame)
     report.add(
@@ -612,6 +612,6 @@ def _write(results: Results, staged: Staged, source, draw_plots, factor, warn):
     if report.warnings:
         items = "\n".join(f"- {markdown(w)}" for w in report.warnings)
         report.lines[warnings_at:warnings_at] = ["## Warnings", "", items, ""]
-    staged.path(REPORT).write_text("\n".join(report.lines), encoding="utf-8")
-    paths = staged.commit()
+    report.staged.path(REPORT).write_text("\n".join(report.lines), encoding="utf-8")
+    paths = report.staged.commit()
     return [paths[-1], *paths[:-1]]
