@@ -331,3 +331,22 @@ def test_a_section_that_cannot_be_drawn_is_a_warning_and_the_rest_is_written(
     names = {path.name for path in tmp_path.iterdir()}
     assert names == {"report.md", *re.findall(r"\]\(([^)]+)\)", text)}
     assert not any("fixbox" in name for name in names)
+
+
+def test_a_plot_that_fails_half_written_leaves_its_section_out(tmp_path, monkeypatch, capsys):
+    line_plot = report_markdown.plots.line_plot
+
+    def fails_on_decay(named, path, **labels):
+        if "decay" in path.name:
+            path.write_bytes(b"half a PNG")
+            raise ValueError("matplotlib could not draw this")
+        return line_plot(named, path, **labels)
+
+    monkeypatch.setattr(report_markdown.plots, "line_plot", fails_on_decay)
+    assert report(DATA / "results", tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "the section of machine fixbox could not be drawn (ValueError: matplotlib" in err
+    names = {path.name for path in tmp_path.iterdir()}
+    text = (tmp_path / "report.md").read_text()
+    assert names == {"report.md", *re.findall(r"\]\(([^)]+)\)", text)}
+    assert "report-otherbox-scaling-inference.png" in names

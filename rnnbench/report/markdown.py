@@ -188,12 +188,12 @@ class Report:
     def guarded(self, what: str, where: str, draw, *args):
         """draw(self, *args); where it raises DATA_ERRORS, nothing of it is kept and a
         warning names where its results came from."""
-        lines, drawn = len(self.lines), len(self.plots)
+        lines, drawn, staged = len(self.lines), len(self.plots), set(self.staged.temporary)
         try:
             draw(self, *args)
         except DATA_ERRORS as err:
             del self.lines[lines:]
-            for path in self.plots[drawn:]:
+            for path in set(self.staged.temporary) - staged:  # a plot failing half-written too
                 self.staged.forget(path.name)
             del self.plots[drawn:]
             message = f"{where}: {what} could not be drawn ({type(err).__name__}: {err}); left out"
