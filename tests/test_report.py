@@ -321,7 +321,9 @@ def test_report_names_a_hardware_change(tmp_path):
     (results / "fixbox" / latest_file("fixbox").name).write_text(json.dumps(data))
     assert main(["report", "--results", str(results), "--machine", "fixbox", "--no-plots"]) == 0
     section = (results / "report.md").read_text().split("### Latest commit")[1].split("###")[0]
-    assert "**The hardware changed**" in section and "sgemm 50 -> 100 GFLOP/s (2.00x)" in section
+    assert (
+        "**The hardware changed**" in section and "sgemm 50 -&gt; 100 GFLOP/s (2.00x)" in section
+    )
     assert "| faster |" not in section and "| slower |" not in section
 
 

@@ -1,8 +1,8 @@
 """Turn the asv results under a results folder (every machine, every commit) into a report.
 
 Writes report.md (Markdown), PNG plots beside it (with matplotlib) and the tidy table
-as report-data.csv (and .parquet with pyarrow). Bad result files are named in a warning
-and skipped.
+as report-data.csv (and .parquet with pyarrow). Bad result files and values are named in a
+warning and skipped; an output folder that cannot be written is one line on stderr and exit 1.
 """
 
 import argparse
@@ -79,16 +79,30 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _cannot_write(output: Path, err: OSError) -> int:
+    where = f" ({err.filename})" if err.filename and Path(err.filename) != output else ""
+    return _fail(f"cannot write the report to {output}/: {err.strerror or err}{where}")
+
+
 def run(args) -> int:
     results_dir = Path(args.results)
     if not results_dir.is_dir():
         return _fail(f"no results folder {results_dir}/: run the benchmarks first (make bench)")
+    output = Path(args.output) if args.output else results_dir
+    try:  # before reading: a folder that cannot be made is said at once
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return _cannot_write(output, err)
+
+    def warn(message: str):
+        print(f"warning: {message}", file=sys.stderr)
+
     results = load_results(
         results_dir,
         machines=args.machine,
         commits=args.commit,
         show_progress=args.progress,
-        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+        warn=warn,
     )
     if results.frame.empty:
         if results.files == 0:
@@ -103,9 +117,16 @@ def run(args) -> int:
             f"none of the {results.files} result file(s) under {results_dir}/ gave results"
             + (f" for {', '.join(chosen)}" if chosen else "")
         )
-    output = Path(args.output) if args.output else results_dir
-    written = write_report(
-        results, output, source=f"{results_dir}/", draw_plots=args.plots, factor=args.factor
-    )
+    try:
+        written = write_report(
+            results,
+            output,
+            source=f"{results_dir}/",
+            draw_plots=args.plots,
+            factor=args.factor,
+            warn=warn,
+        )
+    except OSError as err:
+        return _cannot_write(output, err)
     print(f"wrote {output / REPORT} and {len(written) - 1} more file(s)", file=sys.stderr)
     return 0

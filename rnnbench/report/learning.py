@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import tasks
 from . import plots, views
+from .escape import markdown, mathtext
 
 EVAL_LOSS = "bench_tasks.Learning.track_eval_loss"
 STEPS = "bench_tasks.Learning.track_steps_to_solve"
@@ -112,12 +113,14 @@ def add_section(report, rows: pd.DataFrame, machine: str) -> None:
     curves = _ok(rows, CURVE)
     for (task, seq_len), group in curves.groupby(["task", "seq_len"], sort=True):
         report.plot(
-            f"report-{slug(machine)}-learning-{slug(task)}-{seq_len}",
+            f"report-{slug(machine)}-learning-{slug(task)}-{slug(seq_len)}",
             plots.lines(group, "step", "value", ["arch"]),
-            f"held-out loss against training step, {task} T={seq_len}",
-            title=f"Learning curves: {task}, T={seq_len} ({machine})",
+            f"held-out loss against training step, {markdown(task)} T={markdown(seq_len)}",
+            title=(
+                f"Learning curves: {mathtext(task)}, T={mathtext(seq_len)} ({mathtext(machine)})"
+            ),
             xlabel="training step",
-            ylabel=f"held-out loss ({group['unit'].iloc[0]})",
+            ylabel=f"held-out loss ({mathtext(group['unit'].iloc[0])})",
             logy=bool((group["value"] > 0).all()),
         )
 
@@ -144,8 +147,11 @@ def add_decay_after_learning(report, rows: pd.DataFrame, machine: str) -> None:
         report.plot(
             f"report-{slug(machine)}-decay-{slug(model)}-adding",
             plots.lines(group, "distance", "value", ["arch"]),
-            f"gradient norm against distance, {model} models",
-            title=f"Gradient decay of the {model} models, adding problem ({machine})",
+            f"gradient norm against distance, {markdown(model)} models",
+            title=(
+                f"Gradient decay of the {mathtext(model)} models, adding problem "
+                f"({mathtext(machine)})"
+            ),
             xlabel="distance d from the last step (steps)",
             ylabel=r"$\log_{10} |\partial L / \partial h_{T-d}|$",
         )

@@ -1,6 +1,7 @@
 """Read asv's result files (asv 0.6 format) into one tidy pandas frame.
 
-A row per benchmark, parameter set, commit and machine; unreadable files are named and skipped.
+A row per benchmark, parameter set, commit and machine; unreadable files and values are named
+and skipped.
 """
 
 import ast
@@ -65,6 +66,8 @@ DERIVED_COLUMNS = (
 UNIT_BY_PREFIX = {"time": "seconds", "peakmem": "bytes", "mem": "bytes"}
 SKIPPED_FILES = {"machine.json", "benchmarks.json"}
 PROGRESS_MIN_FILES = 20
+# The range of pandas' nullable integers (Int64); larger integers are kept as text.
+INT64_RANGE = range(-(2**63), 2**63)
 
 
 @dataclass
@@ -113,6 +116,38 @@ def _load_json(path: Path):
         raise ResultFileError(f"cannot be read ({err})") from err
     except json.JSONDecodeError as err:
         raise ResultFileError(f"is not valid JSON, perhaps truncated ({err})") from err
+    except (ValueError, RecursionError) as err:  # an integer of over 4300 digits, deep nesting
+        raise ResultFileError(f"cannot be read as JSON ({type(err).__name__}: {err})") from err
+
+
+def _shown(value) -> str:
+    """A value for a warning, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value, what: str) -> float | None:
+    """A numeric field as a float (None stays None); raises ValueError naming what for
+    anything else (text, a list, a bool, an integer too large for a float)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} {_shown(value)} is not a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{what} {_shown(value)} is too large for a float") from None
+
+
+def _time(value, what: str) -> pd.Timestamp | None:
+    """asv's milliseconds since 1970 as a UTC time (None stays None); raises ValueError
+    naming what for a value that is no number or out of pandas' range of times."""
+    if _number(value, what) is None or math.isnan(value):
+        return None
+    try:
+        return pd.Timestamp(value, unit="ms", tz="UTC")
+    except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise ValueError(f"{what} {_shown(value)} is out of range") from None
 
 
 def _benchmark_info(results_dir: Path, warn) -> dict[str, dict]:
@@ -188,11 +223,11 @@ def _benchmark_rows(name: str, record: dict, header: dict, info: dict, warn) -> 
     combos = list(itertools.product(*params))
     values = _per_param(record.get("result"), len(combos), "'result'")
     stats = {s: _per_param(record.get(f"stats_{s}"), len(combos), s) for s in STATS}
+    started_at = _time(record.get("started_at"), "started_at")
+    duration = _number(record.get("duration"), "duration")
     rows = []
     for k, combo in enumerate(combos):
-        value = values[k]
-        if value is not None and not isinstance(value, (int, float)):
-            raise ValueError(f"result {value!r} is not a number")
+        value = _number(values[k], "result")
         parsed = [parse_param(p) for p in combo]
         status = _status(value)
         rows.append(
@@ -201,11 +236,11 @@ def _benchmark_rows(name: str, record: dict, header: dict, info: dict, warn) -> 
                 "benchmark": name,
                 "params": ", ".join(f"{n}={p!s}" for n, p in zip(names, parsed, strict=True)),
                 "status": status,
-                "value": float(value) if status == "ok" else math.nan,
+                "value": value if status == "ok" else math.nan,
                 "unit": _unit(name, info),
-                **{s: stats[s][k] for s in STATS},
-                "started_at": record.get("started_at"),
-                "duration": record.get("duration"),
+                **{s: _number(stats[s][k], s) for s in STATS},
+                "started_at": started_at,
+                "duration": duration,
                 "param_values": dict(zip(names, parsed, strict=True)),
             }
         )
@@ -228,12 +263,20 @@ def read_result_file(path: Path, info: dict, warn) -> list[dict]:
             "(`asv update` converts old files)"
         )
     columns = data.get("result_columns", ASV_RESULT_COLUMNS)
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ResultFileError("has a 'result_columns' that is not a list of names")
     machine_params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    try:
+        commit_date = _time(data.get("date"), "date")
+    except ValueError as err:
+        warn(f"{path}: {err}; the commit date is left empty")
+        commit_date = None
+    env = data.get("env_name")
     header = {
         "machine": str(machine_params.get("machine", path.parent.name)),
         "commit": data["commit_hash"],
-        "commit_date": data.get("date"),
-        "env": data.get("env_name"),
+        "commit_date": commit_date,
+        "env": None if env is None else str(env),
         "file": str(path),
     }
     rows = []
@@ -266,12 +309,15 @@ def progress(items: list, label: str, enabled: bool) -> Iterable:
 
 
 def _column_values(values: list):
-    """A parameter column: nullable integers when every value is an int, else as they are."""
+    """A parameter column: nullable integers when every value is an int of Int64's range,
+    floats when every value is a number a float holds, else text."""
     present = [v for v in values if v is not None]
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return pd.array(values, dtype="Int64")
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        return pd.array([math.nan if v is None else float(v) for v in values], dtype="float64")
+    numbers = [v for v in present if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if present and len(numbers) == len(present):
+        if all(isinstance(v, int) and v in INT64_RANGE for v in present):
+            return pd.array(values, dtype="Int64")
+        if all(isinstance(v, float) or abs(v) <= sys.float_info.max for v in present):
+            return pd.array([math.nan if v is None else float(v) for v in values], dtype="float64")
     return pd.array([None if v is None else str(v) for v in values], dtype="str")
 
 
@@ -283,12 +329,10 @@ def _frame(rows: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     frame = pd.DataFrame([{c: row[c] for c in CORE_COLUMNS} for row in rows], columns=CORE_COLUMNS)
     for name in param_names:
         frame[column_of[name]] = _column_values([row["param_values"].get(name) for row in rows])
-    for column in ("commit_date", "started_at"):
-        frame[column] = pd.to_datetime(
-            pd.to_numeric(frame[column], errors="coerce"), unit="ms", utc=True
-        )
+    for column in ("commit_date", "started_at"):  # read_result_file checked each value
+        frame[column] = pd.to_datetime(frame[column], utc=True)
     for column in ("value", *STATS, "duration"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        frame[column] = frame[column].astype("float64")
     # Several environments of one commit: keep the newest run of each benchmark and parameters.
     key = ["machine", "commit", "benchmark", "params"]
     frame = frame.sort_values("started_at", kind="stable").drop_duplicates(key, keep="last")

@@ -1,16 +1,20 @@
 """Write the report: report.md (GitHub Markdown), PNG plots beside it and the tidy table.
 
-Every table and plot is a view of the frame that `load.load_results` reads.
+Every table and plot is a view of the frame that `load.load_results` reads; every text from
+a result file goes through `escape` on its way in.
 """
 
+import hashlib
 import importlib.util
 import itertools
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from . import learning, plots, views
+from .escape import code, csv_cell, markdown, mathtext
 from .load import Results
 
 REPORT = "report.md"
@@ -18,6 +22,10 @@ DATA = "report-data"  # .csv, and .parquet when pyarrow is installed
 SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""))
 SUBUNIT_PREFIXES = ((1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
 BINARY_PREFIXES = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+SLUG_MAX = 48  # characters of a machine name in a plot's file name
+# What pandas and the views raise on results they did not expect (a number where text
+# belongs, a shape no view has): the part of the report being drawn is left out.
+DATA_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError)
 
 
 def si(value: float, unit: str, attach: bool = True) -> str:
@@ -91,9 +99,15 @@ def fastest_text(row) -> str:
     return f"{row.arch} ({si(row.tokens_per_s, 'tokens/s', attach=False)})"
 
 
-def slug(text: str) -> str:
-    """A file-name-safe form of a machine name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-") or "x"
+def slug(text) -> str:
+    """A file-name-safe form of a machine name or parameter: the name itself when it is
+    safe and short, else a short safe form with a hash of the name (so that two names
+    never share one)."""
+    text = str(text)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+    if safe == text and 0 < len(safe) <= SLUG_MAX:
+        return safe
+    return f"{safe[: SLUG_MAX - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}".lstrip("-")
 
 
 def markdown_table(table: pd.DataFrame, index: bool = True) -> str:
@@ -102,8 +116,7 @@ def markdown_table(table: pd.DataFrame, index: bool = True) -> str:
         table = table.reset_index()
 
     def cell(value) -> str:
-        text = "" if pd.api.types.is_scalar(value) and pd.isna(value) else value
-        return str(text).replace("|", "\\|").replace("\n", " ")
+        return markdown("" if pd.api.types.is_scalar(value) and pd.isna(value) else value)
 
     header = [cell(c) for c in table.columns]
     rows = [[cell(v) for v in row] for row in table.itertuples(index=False)]
@@ -123,18 +136,70 @@ def listing(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-class Report:
-    """The Markdown text being built, and the plots drawn for it."""
+class Staged:
+    """The report's files, each written under a temporary name in the output folder and
+    moved into place together by `commit`, report.md last, so that a run that fails
+    leaves the previous report and everything it links to as they were."""
 
-    def __init__(self, output_dir: Path, can_plot: bool):
+    def __init__(self, output_dir: Path):
         self.output_dir = output_dir
+        self.temporary: dict[Path, Path] = {}  # final path -> where it is written first
+
+    def path(self, name: str) -> Path:
+        """Where to write the file that becomes output_dir/name."""
+        temporary = self.output_dir / f".{name}.{os.getpid()}.tmp"
+        self.temporary[self.output_dir / name] = temporary
+        return temporary
+
+    def commit(self) -> list[Path]:
+        """Move every file into place, report.md last; returns their final paths."""
+        finals = sorted(self.temporary, key=lambda path: path.name == REPORT)
+        for final in finals:
+            os.replace(self.temporary.pop(final), final)
+        return finals
+
+    def forget(self, name: str):
+        """Remove the file that would have become output_dir/name."""
+        self.temporary.pop(self.output_dir / name).unlink(missing_ok=True)
+
+    def discard(self):
+        """Remove what was written and not moved into place."""
+        for temporary in self.temporary.values():
+            temporary.unlink(missing_ok=True)
+        self.temporary.clear()
+
+
+class Report:
+    """The Markdown text being built, the plots drawn for it (staged: written under
+    temporary names until staged.commit()) and the warnings met."""
+
+    def __init__(self, output_dir: Path, can_plot: bool, warnings=(), warn=None):
+        self.staged = Staged(Path(output_dir))
         self.can_plot = can_plot
         self.lines: list[str] = []
-        self.plots: list[Path] = []
+        self.plots: list[Path] = []  # where each plot goes once committed
+        self.warnings = list(warnings)
+        self.on_warning = warn
 
     def add(self, *paragraphs: str):
         for paragraph in paragraphs:
             self.lines += [paragraph, ""]
+
+    def guarded(self, what: str, where: str, draw, *args):
+        """draw(self, *args); where it raises DATA_ERRORS, nothing of it is kept and a
+        warning names where its results came from."""
+        lines, drawn, staged = len(self.lines), len(self.plots), set(self.staged.temporary)
+        try:
+            draw(self, *args)
+        except DATA_ERRORS as err:
+            del self.lines[lines:]
+            for path in set(self.staged.temporary) - staged:  # a plot failing half-written too
+                self.staged.forget(path.name)
+            del self.plots[drawn:]
+            message = f"{where}: {what} could not be drawn ({type(err).__name__}: {err}); left out"
+            self.warnings.append(message)
+            if self.on_warning is not None:
+                self.on_warning(message)
 
     def side_by_side(self, heading: str, rows, params, index: str, columns: str, cell):
         """views.side_by_side's tables under heading; a plain listing when the rows lack
@@ -143,7 +208,7 @@ class Report:
         if not tables:
             self.add(f"{heading}:", markdown_table(listing(rows), index=False))
         for title, table in tables:
-            heading_line = f"{heading}{f' ({title})' if title else ''}"
+            heading_line = f"{heading}{f' ({markdown(title)})' if title else ''}"
             cells = set(table.to_numpy().ravel())
             if len(cells) == 1 and cells <= {"skipped", "failed"}:
                 self.add(f"{heading_line}: all {cells.pop()}.")
@@ -153,9 +218,9 @@ class Report:
     def plot(self, name: str, named: dict, alt: str, **labels):
         if not self.can_plot or not named:
             return
-        path = plots.line_plot(named, self.output_dir / f"{name}.png", **labels)
-        self.plots.append(path)
-        self.add(f"![{alt}]({path.name})")
+        plots.line_plot(named, self.staged.path(f"{name}.png"), **labels)
+        self.plots.append(self.staged.output_dir / f"{name}.png")
+        self.add(f"![{alt}]({name}.png)")
 
 
 def _throughput(report: Report, rows: pd.DataFrame, params: list[str]):
@@ -224,7 +289,7 @@ def _against_length(report: Report, rows, params, machine: str, intro, benchmark
                 f"report-{slug(machine)}-{name}",
                 plots.lines(mine, "seq_len", "value", [p for p in present if p != "seq_len"]),
                 f"{what} against sequence length",
-                title=f"{what} ({machine})",
+                title=f"{what} ({mathtext(machine)})",
                 xlabel="sequence length T (steps)",
                 ylabel=ylabel,
                 logx=True,
@@ -269,9 +334,12 @@ def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
             markdown_table(rates),
         )
     if "seq_len" in mine:  # distances beyond T: not applicable
-        distance, seq_len = (mine[c].astype("float64") for c in ("distance", "seq_len"))
+        distance, seq_len = (
+            pd.to_numeric(mine[c], errors="coerce").astype("float64")
+            for c in ("distance", "seq_len")
+        )
         mine = mine[~(distance > seq_len)]
-    heading = f"Gradient decay ({mine['unit'].iloc[0]})"
+    heading = f"Gradient decay ({markdown(mine['unit'].iloc[0])})"
     report.side_by_side(heading, mine, params, "distance", "arch", decay_text)
     present = views.present_params(mine, params)
     if "distance" not in present:
@@ -280,12 +348,12 @@ def _decay(report: Report, rows: pd.DataFrame, params: list[str], machine: str):
     # over 4096 steps of rnn_tanh): plot them as they are, on a linear axis.
     keys = [p for p in present if p not in ("distance", "seq_len")]
     for title, group in views.split(mine, [p for p in present if p == "seq_len"]):
-        suffix = f"-T{group['seq_len'].iloc[0]}" if title else ""
+        suffix = f"-T{slug(group['seq_len'].iloc[0])}" if title else ""
         report.plot(
             f"report-{slug(machine)}-decay{suffix}",
             plots.lines(group, "distance", "value", keys),
-            f"gradient norm against distance{f' ({title})' if title else ''}",
-            title=f"Gradient decay{f', {title}' if title else ''} ({machine})",
+            f"gradient norm against distance{f' ({markdown(title)})' if title else ''}",
+            title=f"Gradient decay{f', {mathtext(title)}' if title else ''} ({mathtext(machine)})",
             xlabel="distance d from the last step (steps)",
             ylabel=r"$\log_{10} |\partial L / \partial h_{T-d}|$",
             logx=False,  # a constant per-step rate draws a straight line
@@ -347,7 +415,7 @@ def _changes(report: Report, rows: pd.DataFrame, commits: list[str], factor: flo
     flagged = table[table["flagged"]]
     counts = table["verdict"].value_counts()
     report.add(
-        f"`{after[:8]}` against `{before[:8]}`: {len(table)} results measured at both, "
+        f"{code(after[:8])} against {code(before[:8])}: {len(table)} results measured at both, "
         f"{len(flagged)} changed. A change is flagged when the ratio after/before is beyond "
         f"{factor:g} (or 1/{factor:g}, as `asv compare` uses) and, where both runs have a "
         "usable noise estimate (asv's 99% confidence interval, else the interquartile "
@@ -360,7 +428,7 @@ def _changes(report: Report, rows: pd.DataFrame, commits: list[str], factor: flo
         report.add(
             "**The hardware changed** under this machine name between these commits, or "
             "something loaded the machine while the suite ran ("
-            + "; ".join(hardware)
+            + "; ".join(map(markdown, hardware))
             + f", more than {views.HARDWARE_CHANGE - 1:.0%}): no row is called a "
             "regression or an improvement. Name each machine after its hardware "
             "(`asv machine --machine NAME`)."
@@ -379,7 +447,7 @@ def _changes(report: Report, rows: pd.DataFrame, commits: list[str], factor: flo
 def _hardware_history(report: Report, rows: pd.DataFrame, commits: list[str]):
     """One line per pair of consecutive commits between which the hardware changed."""
     lines = [
-        f"- between `{before[:8]}` and `{after[:8]}`: " + "; ".join(found)
+        f"- between {code(before[:8])} and {code(after[:8])}: " + "; ".join(map(markdown, found))
         for before, after in itertools.pairwise(commits)
         if (found := views.hardware_changes(rows, before, after))
     ]
@@ -412,13 +480,13 @@ def _machine_section(report: Report, frame: pd.DataFrame, params, machine, info,
     commits = views.commits_by_date(rows_all)
     rows = rows_all[rows_all["commit"] == commits[-1]]
     details = ", ".join(
-        f"{k} {info[k]}" for k in ("cpu", "num_cpu", "arch", "os", "ram") if info.get(k)
+        f"{k} {markdown(info[k])}" for k in ("cpu", "num_cpu", "arch", "os", "ram") if info.get(k)
     )
     date = rows["commit_date"].max()
     report.add(
-        f"## Machine `{machine}`",
+        f"## Machine {code(machine)}",
         (f"{details}. " if details else "")
-        + f"Commit `{commits[-1][:8]}`"
+        + f"Commit {code(commits[-1][:8])}"
         + (f" of {date:%Y-%m-%d %H:%M} UTC" if pd.notna(date) else "")
         + f"; {len(commits)} commit(s) with results on this machine.",
     )
@@ -452,20 +520,29 @@ def _summary(report: Report, frame: pd.DataFrame, params: list[str], machines: l
         rows = rows[rows["commit"] == views.commits_by_date(rows)[-1]]
         table = views.fastest(rows[rows["benchmark"].isin(views.THROUGHPUT)], params, fastest_text)
         text = markdown_table(table) if not table.empty else "No throughput results."
-        report.add(f"Machine `{machine}`:", text)
+        report.add(f"Machine {code(machine)}:", text)
 
 
-def _write_data(frame: pd.DataFrame, output_dir: Path) -> tuple[list[Path], str]:
-    """The tidy table as CSV, and as Parquet when pyarrow is installed; (paths, why no Parquet)."""
-    csv = output_dir / f"{DATA}.csv"
-    frame.to_csv(csv, index=False)
+def _spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its text cells and column names made inert for spreadsheets (csv_cell)."""
+    text = [
+        c for c in frame if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype)
+    ]
+    safe = frame.assign(**{c: frame[c].map(csv_cell) for c in text})
+    return safe.rename(columns=csv_cell)
+
+
+def _write_data(frame: pd.DataFrame, staged: Staged) -> tuple[list[str], str]:
+    """The tidy table as CSV, and as Parquet when pyarrow is installed; (names, why no Parquet)."""
+    csv = f"{DATA}.csv"
+    _spreadsheet_safe(frame).to_csv(staged.path(csv), index=False)
     if importlib.util.find_spec("pyarrow") is None:
         return [csv], "Parquet too when pyarrow is installed"
-    parquet = output_dir / f"{DATA}.parquet"
+    parquet = f"{DATA}.parquet"
     try:
-        frame.to_parquet(parquet, index=False)
+        frame.to_parquet(staged.path(parquet), index=False)
     except (ValueError, TypeError, NotImplementedError) as err:  # pyarrow's conversion errors
-        return [csv], f"no Parquet: pyarrow could not convert the table ({err})"
+        return [csv], f"no Parquet: pyarrow could not convert the table ({markdown(err)})"
     return [csv, parquet], ""
 
 
@@ -475,25 +552,44 @@ def write_report(
     source: str = "results/",
     draw_plots: bool = True,
     factor: float = views.FACTOR,
+    warn=None,
 ) -> list[Path]:
     """Write report.md, its plots (unless draw_plots is False) and the tidy table under
-    output_dir; returns their paths. results must hold at least one row; factor is the
-    smallest ratio between commits that is flagged as a change.
+    output_dir; returns their paths, report.md first. results must hold at least one row;
+    factor is the smallest ratio between commits that is flagged as a change. A part
+    of the report that cannot be drawn from these results is left out with a warning
+    (in the report, and to warn when given).
+
+    Each file is written under a temporary name and moved into place once all are
+    written, report.md last; raises OSError when output_dir cannot be written, leaving
+    the files already there as they were.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    report = Report(output_dir, draw_plots and plots.available(), results.warnings, warn)
+    try:
+        return _write(results, report, source, draw_plots, factor)
+    finally:
+        report.staged.discard()
+
+
+def _folders(frame: pd.DataFrame) -> str:
+    """The folders of the result files these rows came from, for a warning."""
+    return ", ".join(sorted({f"{Path(file).parent}/" for file in frame["file"]}))
+
+
+def _write(results: Results, report: Report, source: str, draw_plots: bool, factor: float):
     frame = views.add_derived(results.frame)
-    data, no_parquet = _write_data(frame, output_dir)
-    report = Report(output_dir, draw_plots and plots.available())
+    data, no_parquet = _write_data(frame, report.staged)
     machines = list(pd.unique(frame["machine"]))
     commits = views.commits_by_date(frame)
     report.add(
         "# rnnbench report",
-        f"From {results.files} asv result file(s) under `{source}`: "
-        f"{len(machines)} machine(s) ({', '.join(f'`{m}`' for m in machines)}), "
+        f"From {results.files} asv result file(s) under {code(source)}: "
+        f"{len(machines)} machine(s) ({', '.join(map(code, machines))}), "
         f"{len(commits)} commit(s), {frame['benchmark'].nunique()} benchmark(s). "
         f"The tidy table (a row per benchmark, parameter set, commit and machine) is in "
-        + " and ".join(f"[`{p.name}`]({p.name})" for p in data)
+        + " and ".join(f"[`{name}`]({name})" for name in data)
         + (f" ({no_parquet})" if no_parquet else "")
         + ".",
     )
@@ -504,12 +600,20 @@ def write_report(
             "**No plots:** matplotlib is not installed (`pip install 'rnnbench[plots]'`); "
             "the tables below hold the same numbers."
         )
-    if results.warnings:
-        report.add("## Warnings", "\n".join(f"- {w}" for w in results.warnings))
-    _summary(report, frame, results.param_columns, machines)
+    warnings_at = len(report.lines)
+    summary = "the summary (fastest architecture)"
+    report.guarded(summary, _folders(frame), _summary, frame, results.param_columns, machines)
     for machine in machines:
         info = results.machines.get(machine, {})
-        _machine_section(report, frame, results.param_columns, machine, info, factor)
-    path = output_dir / REPORT
-    path.write_text("\n".join(report.lines), encoding="utf-8")
-    return [path, *report.plots, *data]
+        mine = frame[frame["machine"] == machine]
+        what = f"the section of machine {machine}"
+        params = results.param_columns
+        report.guarded(
+            what, _folders(mine), _machine_section, frame, params, machine, info, factor
+        )
+    if report.warnings:
+        items = "\n".join(f"- {markdown(w)}" for w in report.warnings)
+        report.lines[warnings_at:warnings_at] = ["## Warnings", "", items, ""]
+    report.staged.path(REPORT).write_text("\n".join(report.lines), encoding="utf-8")
+    paths = report.staged.commit()
+    return [paths[-1], *paths[:-1]]

@@ -5,7 +5,10 @@ matplotlib is optional (the "plots" extra): `available()` says whether plots can
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from .escape import mathtext
 
 
 def available() -> bool:
@@ -20,17 +23,19 @@ def available() -> bool:
 def lines(rows: pd.DataFrame, x: str, y: str, keys: list[str]) -> dict[str, pd.DataFrame]:
     """One (x, y) line per combination of keys, sorted by x, named by the keys that vary.
 
-    Keys with a single value across the rows are left out of the names (but for
-    the first, so that every line has a name for the legend).
+    Rows whose x or y is no finite number are left out. Keys with a single value across the
+    rows are left out of the names (but for the first, so that every line has a name for
+    the legend); the names are escaped for matplotlib.
     """
-    ok = rows[rows[x].notna() & rows[y].notna()]
+    numeric = rows.assign(**{c: pd.to_numeric(rows[c], errors="coerce") for c in (x, y)})
+    ok = numeric[np.isfinite(numeric[x]) & np.isfinite(numeric[y])]
     varying = [k for k in keys if ok[k].nunique(dropna=False) > 1] or keys[:1]
     named = {}
     for values, group in ok.groupby(varying, sort=False, dropna=False):
         name = ", ".join(
             str(v) if k == "arch" else f"{k}={v}" for k, v in zip(varying, values, strict=True)
         )
-        named[name] = group.sort_values(x)[[x, y]]
+        named[mathtext(name)] = group.sort_values(x)[[x, y]]
     return named
 
 
@@ -44,7 +49,8 @@ def line_plot(
     logx: bool = False,
     logy: bool = False,
 ) -> Path:
-    """Draw each named line (first column x, second y) to a PNG at path; returns path."""
+    """Draw each named line (first column x, second y) to a PNG at path (whatever its
+    suffix); returns path."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
 
@@ -66,5 +72,5 @@ def line_plot(
     axes.set_ylabel(ylabel)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="small")
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, format="png")
     return path
