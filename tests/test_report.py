@@ -89,6 +89,31 @@ def test_tidy_frame_has_a_row_per_benchmark_params_commit_and_machine():
     assert results.frame["seq_len"].dtype == "Int64"
 
 
+def test_results_of_another_version_of_a_benchmark_are_left_out_and_counted(tmp_path):
+    """asv's rule (Results.get_result_keys): an entry whose benchmark version is not the one in
+    benchmarks.json measured other code; asv's graphs and `asv compare` leave it out, so does
+    the report, quietly, and says how many it left out."""
+    results = tmp_path / "results"
+    shutil.copytree(DATA / "results", results)
+    old = results / "fixbox" / "5a78160b-existing-py.json"
+    data = json.loads(old.read_text())
+    data["results"][INFERENCE][2] = "an earlier version"
+    data["results"][views.SGEMM][2] = "an earlier version"
+    old.write_text(json.dumps(data))
+    loaded = load_results(results)
+    assert loaded.superseded == 2 and not any(INFERENCE in w for w in loaded.warnings)
+    inference = loaded.frame[loaded.frame["benchmark"] == INFERENCE]
+    assert set(inference["commit"].str[:8]) == {"52911615"}
+    left_out = sum(len(raw_results(old)[name]) for name in (INFERENCE, views.SGEMM))
+    assert len(loaded.frame) == len(load_results(DATA / "results").frame) - left_out
+    assert load_results(results, commits=["5291"]).superseded == 0
+    assert main(["report", "--results", str(results), "--no-plots"]) == 0
+    assert (
+        "1 benchmark result(s) measured by an earlier version"
+        in (results / "report.md").read_text()
+    )
+
+
 def test_failed_and_skipped_results_are_marked():
     frame = load_results(DATA / "results").frame
     for machine in ("fixbox", "otherbox"):

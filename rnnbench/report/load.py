@@ -9,7 +9,7 @@ import itertools
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +76,10 @@ class Results:
 
     frame: the tidy table (CORE_COLUMNS, then one column per parameter name);
     param_columns: those parameter columns, in order of first appearance;
-    machines: each machine's machine.json; warnings: one line per problem met.
+    machines: each machine's machine.json; warnings: one line per problem met;
+    files: the result files read; superseded: the benchmark entries left out because an
+    earlier version of the benchmark measured them (its code has changed since; asv's graphs
+    and `asv compare` leave them out too).
     """
 
     frame: pd.DataFrame
@@ -84,6 +87,7 @@ class Results:
     machines: dict[str, dict]
     warnings: list[str] = field(default_factory=list)
     files: int = 0
+    superseded: int = 0
 
 
 class ResultFileError(Exception):
@@ -247,8 +251,22 @@ def _benchmark_rows(name: str, record: dict, header: dict, info: dict, warn) -> 
     return rows
 
 
-def read_result_file(path: Path, info: dict, warn) -> list[dict]:
-    """Rows of one result file; a malformed benchmark entry is warned about and left out.
+def superseded(name: str, record: dict, info: dict, every_version: Collection[str]) -> bool:
+    """Whether this entry was measured by another version of the benchmark than the one
+    benchmarks.json describes (asv.results.Results.get_result_keys's rule); never for the
+    benchmarks named in every_version."""
+    if name in every_version:
+        return False
+    version = record.get("version")
+    current = info.get(name, {}).get("version")
+    return version is not None and current is not None and version != current
+
+
+def read_result_file(
+    path: Path, info: dict, warn, every_version: Collection[str] = ()
+) -> tuple[dict, list[dict], int]:
+    """One result file's header (machine, commit, ...), rows, and how many of its benchmark
+    entries are superseded (left out); a malformed benchmark entry is warned about and left out.
 
     Raises ResultFileError when nothing of the file can be used.
     """
@@ -279,17 +297,19 @@ def read_result_file(path: Path, info: dict, warn) -> list[dict]:
         "env": None if env is None else str(env),
         "file": str(path),
     }
-    rows = []
+    rows, left_out = [], 0
     for name, entry in data["results"].items():
         try:
             if not isinstance(entry, list):
                 raise ValueError("entry is not a list")
-            rows += _benchmark_rows(
-                name, dict(zip(columns, entry, strict=False)), header, info, warn
-            )
+            record = dict(zip(columns, entry, strict=False))
+            if superseded(name, record, info, every_version):
+                left_out += 1
+                continue
+            rows += _benchmark_rows(name, record, header, info, warn)
         except ValueError as err:
             warn(f"{path}: benchmark {name} is malformed ({err}); left out")
-    return rows
+    return header, rows, left_out
 
 
 def progress(items: list, label: str, enabled: bool) -> Iterable:
@@ -347,8 +367,12 @@ def load_results(
     commits: list[str] | None = None,
     show_progress: bool | None = None,
     warn: Callable[[str], None] | None = None,
+    every_version: Collection[str] = (),
 ) -> Results:
     """Every result file under results_dir (optionally only these machines and commit prefixes).
+
+    A benchmark's results measured by an earlier version of it are left out and counted
+    (`superseded`), except for the benchmarks named in every_version.
 
     show_progress None shows a bar when stderr is a terminal and there are many files.
     Problems go to warn (and Results.warnings); nothing here raises for a bad file.
@@ -367,15 +391,19 @@ def load_results(
     info = _benchmark_info(results_dir, note) if paths else {}
     if show_progress is None:
         show_progress = sys.stderr.isatty() and len(paths) >= PROGRESS_MIN_FILES
-    rows = []
+    rows, left_out = [], 0
     for path in progress(paths, "reading asv results", show_progress):
         try:
-            rows += read_result_file(path, info, note)
+            header, file_rows, file_left_out = read_result_file(path, info, note, every_version)
         except ResultFileError as err:
             note(f"{path}: {err}; skipped")
-    if machines:
-        rows = [row for row in rows if row["machine"] in machines]
-    if commits:
-        rows = [row for row in rows if any(row["commit"].startswith(c) for c in commits)]
+            continue
+        if machines and header["machine"] not in machines:
+            continue
+        if commits and not any(header["commit"].startswith(c) for c in commits):
+            continue
+        rows += file_rows
+        left_out += file_left_out
     frame, param_columns = _frame(rows)
-    return Results(frame, param_columns, _machines(results_dir, note), warnings, len(paths))
+    machine_info = _machines(results_dir, note)
+    return Results(frame, param_columns, machine_info, warnings, len(paths), left_out)

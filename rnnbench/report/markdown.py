@@ -591,7 +591,14 @@ def _write(results: Results, report: Report, source: str, draw_plots: bool, fact
         f"The tidy table (a row per benchmark, parameter set, commit and machine) is in "
         + " and ".join(f"[`{name}`]({name})" for name in data)
         + (f" ({no_parquet})" if no_parquet else "")
-        + ".",
+        + "."
+        + (
+            f" {results.superseded} benchmark result(s) measured by an earlier version of "
+            "their benchmark (its code has changed since) are left out, as asv's own graphs "
+            "and `asv compare` leave them out."
+            if results.superseded
+            else ""
+        ),
     )
     if not draw_plots:
         report.add("No plots (left out with --no-plots); the tables hold the numbers.")
