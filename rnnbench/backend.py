@@ -42,9 +42,13 @@ class Backend(Protocol):
         """(bytes, what they are): the memory that new arrays can take now, None where it
         cannot be told; `release` first gives back what the backend holds unused."""
 
-    def layer_workspace_nbytes(self, cell: Cell, B: int, H: int, dtype) -> int:
-        """Bytes a layer call over B rows allocates beyond the arrays its shapes give (a
-        library's workspace), for `rnnbench.memory`."""
+    def layer_workspace_nbytes(self, cell: Cell, B: int, H: int, dtype, input_size: int) -> int:
+        """Bytes a layer call over B rows of input_size features (at most) allocates
+        beyond the arrays its shapes give (a library's workspace), for `rnnbench.memory`."""
+
+    def tapeless_step_nbytes(self, cell: Cell, B: int, H: int, dtype, parallel_scan: bool) -> int:
+        """Bytes per time step that a layer call with keep=False allocates (0 where
+        nothing it allocates grows with the steps)."""
 
     def to_host(self, a) -> Any:
         """A NumPy array for `a`."""

@@ -79,7 +79,10 @@ def backward_nbytes(model, T: int, B: int) -> int:
 
 def _workspace(model, B: int) -> int:
     """What one layer call allocates beyond its arrays (one runs at a time)."""
-    return model.backend.layer_workspace_nbytes(model.cell, B, model.hidden_size, model.dtype)
+    inputs = max(_sizes(model).inputs)
+    return model.backend.layer_workspace_nbytes(
+        model.cell, B, model.hidden_size, model.dtype, inputs
+    )
 
 
 def _size(nbytes: float) -> str:

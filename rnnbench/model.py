@@ -8,6 +8,7 @@ compiled kernels do not check bounds.
 import importlib
 import math
 import numbers
+import sys
 import threading
 from typing import NamedTuple
 
@@ -233,7 +234,6 @@ class RNN:
         h0, c0 = self._check_state("state", state, B)
         self._check_params(self._params)
         self._last.forward = None  # its memory is free for this one
-        memory.require(self.backend, f"forward (T={T}, B={B})", memory.forward_nbytes(self, T, B))
         backend, H, D = self.backend, self.hidden_size, self.directions
         if grad:
             memory.require(backend, f"forward (T={T}, B={B})", memory.forward_nbytes(self, T, B))
@@ -272,7 +272,7 @@ class RNN:
         def run(t0: int, t1: int, h0, c0):
             return self.backend.layer_forward(
                 self.cell, params, x[t0:t1], h0, c0, reverse, y[t0:t1],
-                direction * self.hidden_size, self.parallel_scan,
+                direction * self.hidden_size, self.parallel_scan, grad,
             )  # fmt: skip
 
         T = x.shape[0]
@@ -286,11 +286,13 @@ class RNN:
         return None, h0, c0
 
     def _inference_steps(self, batch: int) -> int:
-        """Time steps per chunk of a grad=False forward: its buffers (input projection,
-        states, saved activations) in INFERENCE_CHUNK_BYTES."""
-        cell, H = self.cell, self.hidden_size
-        per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
-        return max(1, INFERENCE_CHUNK_BYTES // (batch * H * per_unit * self.dtype.itemsize))
+        """Time steps per chunk of a grad=False forward: the buffers that grow with its
+        steps (`Backend.tapeless_step_nbytes`) in INFERENCE_CHUNK_BYTES; every step in
+        one chunk where none grows."""
+        per_step = self.backend.tapeless_step_nbytes(
+            self.cell, batch, self.hidden_size, self.dtype, self.parallel_scan
+        )
+        return max(1, INFERENCE_CHUNK_BYTES // per_step) if per_step else sys.maxsize
 
     def _last_forward(self, what: str, grad: bool = True) -> _Forward:
         """This thread's most recent forward; ValueError, saying `what` needs it, if none

@@ -36,9 +36,16 @@ def run(arch, case, dtype, threshold, path="openblas") -> dict:
         patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
         model = case.model(arch, dtype)
         arrays = case.arrays(model)
+        y_inference, final_inference = model.forward(arrays.x, arrays.state, grad=False)
         y, final = model.forward(arrays.x, arrays.state)
         grads = model.backward(arrays.dy, arrays.dstate)
-    return {"y": y, **{f"final {k}": p for k, p in enumerate(parts(final))}, **grads}
+    return {
+        "y": y,
+        **{f"final {k}": p for k, p in enumerate(parts(final))},
+        **grads,
+        "y without tape": y_inference,
+        **{f"final {k} without tape": p for k, p in enumerate(parts(final_inference))},
+    }
 
 
 @pytest.mark.parametrize("path", LARGE_PATHS)
@@ -60,11 +67,17 @@ def test_large_steps_give_the_results_of_small_steps(arch, dtype, path, case):
 def test_large_steps_of_dense_cells_take_onemkl_where_it_loads(monkeypatch):
     packed = []
     pack = mkl.pack
-    monkeypatch.setattr(mkl, "pack", lambda b, rows: packed.append(b.shape) or pack(b, rows))
-    model = rnnbench.RNN("lstm", 8, 16)  # [4H, H] weights: packed as W_hh^T, then W_hh
+
+    def recorded(b, rows, transpose=False):
+        packed.append((b.shape, transpose))
+        return pack(b, rows, transpose)
+
+    monkeypatch.setattr(mkl, "pack", recorded)
+    model = rnnbench.RNN("lstm", 8, 16)  # W_hh: [4H, H], W_ih: [4H, I]
     y, _ = model.forward(np.ones((3, 64, 8), np.float32))
     model.backward(np.ones_like(y))
-    assert packed == [(16, 64), (64, 16)]
+    # The forward's W_hh^T and W_ih^T (each step's input product too), the backward's W_hh.
+    assert packed == [((64, 16), True), ((64, 8), True), ((64, 16), False)]
 
 
 def test_without_onemkl_the_loops_compile_and_take_openblas():

@@ -60,66 +60,91 @@ def _empty(dtype) -> np.ndarray:
     return np.zeros(0, dtype)
 
 
-def _recurrent_weight(cell: Cell, params: dict, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(W_hh, W_hh transposed), both C-contiguous; the transpose only for DENSE cells."""
-    w_hh = np.ascontiguousarray(params.get("weight_hh", _empty(dtype)))
-    return w_hh, (np.ascontiguousarray(w_hh.T) if cell.recurrence == DENSE else _empty(dtype))
-
-
 def _takes_packed(cell: Cell, B: int, H: int) -> bool:
-    """Whether the steps of a layer call over B rows multiply by a packed W_hh."""
+    """Whether the steps of a layer call over B rows multiply by packed weights (every
+    block of its rows does, whatever its size)."""
     return cell.recurrence == DENSE and step_product(cell, B, H) == MKL
 
 
-def _packed(cell: Cell, b_t: np.ndarray, B: int, H: int) -> np.ndarray:
-    """b_t packed for oneMKL where the steps of a DENSE cell take it, else empty."""
-    return mkl.pack(b_t, B) if _takes_packed(cell, B, H) else np.empty(0, np.uint8)
+def _weights(cell: Cell, params: dict, B: int, H: int, transpose: bool):
+    """(product, W_hh, W_hh transposed, W_hh packed) for the time loops over B rows: the
+    packed copy (of W_hh^T when `transpose`) for oneMKL's steps, the transpose for the
+    other products; the arrays a product does not take are empty."""
+    dtype = params["weight_ih"].dtype
+    w_hh = np.ascontiguousarray(params.get("weight_hh", _empty(dtype)))
+    if _takes_packed(cell, B, H):
+        return MKL, w_hh, np.empty((0, 0), dtype), mkl.pack(w_hh, B, transpose)
+    w_hh_t = np.ascontiguousarray(w_hh.T) if cell.recurrence == DENSE else _empty(dtype)
+    return step_product(cell, B, H), w_hh, w_hh_t, np.empty(0, np.uint8)
 
 
-def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype) -> int:
-    """`Backend.layer_workspace_nbytes`: oneMKL's packed W_hh (forward) or its transpose
-    (backward), several MiB even for a small H."""
+def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype, input_size: int) -> int:
+    """`Backend.layer_workspace_nbytes`: oneMKL's packed W_hh and W_ih (forward) or W_hh's
+    transpose (backward), several MiB even for a small H."""
     if not _takes_packed(cell, B, H):
         return 0
     GH = cell.gates * H
-    return max(mkl.packed_nbytes(shape, B, dtype) for shape in ((H, GH), (GH, H)))
+    forward = mkl.packed_nbytes((H, GH), B, dtype) + mkl.packed_nbytes((input_size, GH), B, dtype)
+    return max(forward, mkl.packed_nbytes((GH, H), B, dtype))
+
+
+def tapeless_step_nbytes(cell: Cell, B: int, H: int, dtype, parallel_scan: bool) -> int:
+    """`Backend.tapeless_step_nbytes`: the input projection's (none where the loop computes
+    it step by step), and the states' and saved activations' for the scan."""
+    if parallel_scan:
+        per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
+    else:
+        per_unit = 0 if _takes_packed(cell, B, H) else cell.gates
+    return B * H * per_unit * np.dtype(dtype).itemsize
 
 
 @one_blas_thread
 def layer_forward(
     cell: Cell, params: dict, x, h0, c0, reverse: bool, out, out_offset: int,
-    parallel_scan: bool = False,
+    parallel_scan: bool = False, keep: bool = True,
 ) -> Tape:  # fmt: skip
-    """`Backend.layer_forward`: x projected by BLAS, then the time loop or the scan."""
+    """`Backend.layer_forward`: x projected by BLAS, then the time loop or the scan.
+
+    Where oneMKL multiplies the steps, each step's input product is computed in the loop
+    too, on the rows' own thread, so the projection never goes through memory. Without
+    `keep` the loop's states and saved activations are rings of 2 and 1 steps, which
+    stay in cache (the Tape then holds the final state only).
+    """
     T, B, _ = x.shape
     H = h0.shape[1]
     dtype = x.dtype
-    x_proj = np.empty((T, B, cell.gates * H), dtype)
-    matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
-    h = np.empty((T + 1, B, H), dtype)
-    h[T if reverse else 0] = h0
-    c = np.empty((T + 1, B, H if cell.has_cell_state else 0), dtype)
+    fused = not parallel_scan and _takes_packed(cell, B, H)  # input products in the loop
+    x_proj = np.empty((1 if fused else T, B, cell.gates * H), dtype)
+    if not fused:
+        matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
+    steps = T if keep or parallel_scan else 1
+    h = np.empty((steps + 1, B, H), dtype)
+    first, last = (T % h.shape[0], 0) if reverse else (0, T % h.shape[0])
+    h[first] = h0
+    c = np.empty((steps + 1, B, H if cell.has_cell_state else 0), dtype)
     if cell.has_cell_state:
-        c[T if reverse else 0] = c0
-    saved = np.empty((T, B, cell.saved * H), dtype)
+        c[first] = c0
+    saved = np.empty((steps, B, cell.saved * H), dtype)
     if parallel_scan:
         scan.forward(cell, reverse, x_proj, h, saved, out, out_offset)
         return Tape(x, h, c, saved, True)
     forward, _ = time_loops(cell)
-    w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
+    product, w_hh, w_hh_t, packed = _weights(cell, params, B, H, transpose=True)
     b_hh = params.get("bias_hh", _empty(dtype))
-    packed = _packed(cell, w_hh_t, B, H)
+    packed_ih = mkl.pack(params["weight_ih"], B, True) if fused else np.empty(0, np.uint8)
     h_proj = np.zeros((B, cell.gates * H), dtype)
     scratch = np.empty(cell.gates * H * B, dtype)
 
     def block(lo, hi):
         forward(
-            reverse, step_product(cell, hi - lo, H), lo, hi, x_proj, w_hh, w_hh_t, packed,
-            b_hh, h, c, saved, h_proj, scratch, out, out_offset,
+            reverse, product, lo, hi, x, packed_ih, params["bias_ih"],
+            x_proj, w_hh, w_hh_t, packed, b_hh, h, c, saved, h_proj, scratch, out, out_offset,
         )  # fmt: skip
 
     in_blocks(block, B, loop_flops(cell, T, B, H))
-    return Tape(x, h, c, saved, False)
+    if keep:
+        return Tape(x, h, c, saved, False)
+    return Tape(x, h[last : last + 1], c[last : last + 1], saved, False)
 
 
 @one_blas_thread
@@ -140,13 +165,12 @@ def layer_backward(
         scan.backward(cell, reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp)
     else:
         _, backward = time_loops(cell)
-        w_hh, w_hh_t = _recurrent_weight(cell, params, dtype)
-        packed = _packed(cell, w_hh, B, H)
+        product, w_hh, w_hh_t, packed = _weights(cell, params, B, H, transpose=False)
         scratch = np.empty(H * B, dtype)
 
         def block(lo, hi):
             backward(
-                reverse, step_product(cell, hi - lo, H), lo, hi, w_hh, w_hh_t, packed,
+                reverse, product, lo, hi, w_hh, w_hh_t, packed,
                 tape.h, tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, scratch,
             )  # fmt: skip
 

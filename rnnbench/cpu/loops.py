@@ -61,6 +61,20 @@ def time_loops(cell: Cell):
 
 
 @cpu_kernel
+def packed_accumulate(a, packed, out):
+    """out += a @ b, b: [K,N] packed by `mkl.pack` in `packed`; a: [M,K] and out: [M,N]
+    with contiguous rows (oneMKL)."""
+    M, N = out.shape
+    K = a.shape[1]
+    lda, ldc = a.strides[0] // a.itemsize, out.strides[0] // out.itemsize
+    args = (ROW_MAJOR, NO_TRANS, PACKED, M, N, K, a.ctypes.data, lda, packed.ctypes.data, N)
+    if out.itemsize == 4:
+        sgemm_compute(*args, 1.0, out.ctypes.data, ldc)
+    else:
+        dgemm_compute(*args, 1.0, out.ctypes.data, ldc)
+
+
+@cpu_kernel
 def matmul_transposed_accumulate(product, a, b, b_t, packed, out, scratch):
     """out += a @ b.T, a: [M,K], b: [N,K] and b_t: its transpose [K,N], out: [M,N]; a and
     out with contiguous rows.
@@ -75,12 +89,7 @@ def matmul_transposed_accumulate(product, a, b, b_t, packed, out, scratch):
     M, N = out.shape
     K = a.shape[1]
     if product == MKL:
-        lda, ldc = a.strides[0] // a.itemsize, out.strides[0] // out.itemsize
-        args = (ROW_MAJOR, NO_TRANS, PACKED, M, N, K, a.ctypes.data, lda, packed.ctypes.data, N)
-        if out.itemsize == 4:
-            sgemm_compute(*args, 1.0, out.ctypes.data, ldc)
-        else:
-            dgemm_compute(*args, 1.0, out.ctypes.data, ldc)
+        packed_accumulate(a, packed, out)
     elif product == OPENBLAS:
         np.dot(b, a.T, scratch)
         for m in range(M):
@@ -136,27 +145,37 @@ def _forward_loop(cell: Cell, forward_units):
     recurrence = cell.recurrence
 
     def forward(
-        reverse, product, lo, hi, x_proj, w_hh, w_hh_t, packed, b_hh, h, c, saved, h_proj,
-        scratch, out, out_offset,
+        reverse, product, lo, hi, x, packed_ih, b_ih, x_proj, w_hh, w_hh_t, packed, b_hh, h, c,
+        saved, h_proj, scratch, out, out_offset,
     ):  # fmt: skip
         """Walk a layer-direction through time, writing h, c, saved and its output columns.
 
-        x_proj: [T,B,G*H] W_ih x + b_ih   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
+        x: [T,B,I] the layer's input   x_proj: [T,B,G*H] W_ih x + b_ih, or, with
+        packed_ih (`mkl.pack(W_ih.T)`), [1,B,G*H] where each step's W_ih x_t + b_ih
+        (b_ih: [G*H]) is computed   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
         w_hh_t: [H,G*H] W_hh transposed (DENSE)   b_hh: [G*H] or [H]
-        h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
-        saved: [T,B,S*H]   h_proj: [B,G*H] and scratch: [G*H*B], for the recurrent
-        pre-activations   out: [T,B,D*H], columns out_offset:out_offset+H written
+        h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]   saved: [T,B,S*H]
+        (h and c of 2 steps and saved of 1 are rings, for a forward that keeps
+        no tape: step t reads and writes index t modulo their length)
+        h_proj: [B,G*H] and scratch: [G*H*B], for the recurrent pre-activations
+        out: [T,B,D*H], columns out_offset:out_offset+H written
         product: LOOP, OPENBLAS or MKL (then packed: `mkl.pack(w_hh_t)`)
         lo, hi: the batch rows walked here
         (rows never meet, so blocks of rows can run on separate threads)
         """
-        T, _, GH = x_proj.shape
+        T = x.shape[0]
         H = h.shape[2]
+        fused = packed_ih.size > 0
+        GH = h_proj.shape[1]
         rows_proj = h_proj[lo:hi]
         rows_scratch = scratch[GH * lo : GH * hi].reshape(GH, hi - lo)
         for s in range(T):
             t = T - 1 - s if reverse else s
-            prev, new = t + reverse, t + 1 - reverse
+            prev, new = (t + reverse) % h.shape[0], (t + 1 - reverse) % h.shape[0]
+            xp, sv = x_proj[t % x_proj.shape[0]], saved[t % saved.shape[0]]
+            if fused:
+                xp[lo:hi] = b_ih
+                packed_accumulate(x[t, lo:hi], packed_ih, xp[lo:hi])
             if recurrence == DENSE:
                 rows_proj[:] = b_hh
                 matmul_transposed_accumulate(
@@ -167,8 +186,8 @@ def _forward_loop(cell: Cell, forward_units):
                     for j in range(H):
                         h_proj[b, j] = w_hh[j] * h[prev, b, j] + b_hh[j]
                 forward_units(
-                    H, x_proj[t, b], h_proj[b], h[prev, b], c[prev, b], h[new, b], c[new, b],
-                    saved[t, b], out[t, b, out_offset : out_offset + H],
+                    H, xp[b], h_proj[b], h[prev, b], c[prev, b], h[new, b], c[new, b], sv[b],
+                    out[t, b, out_offset : out_offset + H],
                 )  # fmt: skip
 
     return forward

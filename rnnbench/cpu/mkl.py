@@ -21,7 +21,7 @@ from numba import types
 
 from .._compat import external_function
 
-ROW_MAJOR, NO_TRANS, PACKED, B_MATRIX = 101, 111, 151, 162
+ROW_MAJOR, NO_TRANS, TRANS, PACKED, B_MATRIX = 101, 111, 112, 151, 162
 
 
 def _library() -> ctypes.CDLL | None:
@@ -82,15 +82,18 @@ def packed_nbytes(shape: tuple[int, int], rows: int, dtype) -> int:
     return getattr(_LIBRARY, f"cblas_{prefix}gemm_pack_get_size")(B_MATRIX, rows, N, K)
 
 
-def pack(b: np.ndarray, rows: int) -> np.ndarray:
-    """b: [K,N] C-contiguous, packed as the B matrix of products with `rows` rows, for
-    `gemm_accumulate`; an empty array where oneMKL is not available."""
+def pack(b: np.ndarray, rows: int, transpose: bool = False) -> np.ndarray:
+    """b: [K,N] C-contiguous (or its transpose [N,K], with `transpose`), packed as the B
+    matrix [K,N] of products with `rows` rows, for `loops.packed_accumulate`; an empty
+    array where oneMKL is not available."""
     if not AVAILABLE:
         return np.empty(0, np.uint8)
-    K, N = b.shape
+    b = np.ascontiguousarray(b)
+    K, N = b.shape[::-1] if transpose else b.shape
     prefix, real = ("s", ctypes.c_float) if b.dtype == np.float32 else ("d", ctypes.c_double)
-    packed = np.empty(packed_nbytes(b.shape, rows, b.dtype), np.uint8)
+    packed = np.empty(packed_nbytes((K, N), rows, b.dtype), np.uint8)
     getattr(_LIBRARY, f"cblas_{prefix}gemm_pack")(
-        ROW_MAJOR, B_MATRIX, NO_TRANS, rows, N, K, real(1.0), b.ctypes.data, N, packed.ctypes.data
-    )
+        ROW_MAJOR, B_MATRIX, TRANS if transpose else NO_TRANS, rows, N, K, real(1.0),
+        b.ctypes.data, b.shape[1], packed.ctypes.data,
+    )  # fmt: skip
     return packed

@@ -71,10 +71,17 @@ def free_memory(release: bool = False) -> tuple[int, str] | None:
     return (int(free), "free on the GPU") if math.isfinite(free) else None
 
 
-def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype) -> int:
+def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype, input_size: int) -> int:
     """`Backend.layer_workspace_nbytes`: the CUDA layers allocate only arrays the shapes
     give."""
     return 0
+
+
+def tapeless_step_nbytes(cell: Cell, B: int, H: int, dtype, parallel_scan: bool) -> int:
+    """`Backend.tapeless_step_nbytes`: the input projection, states and saved activations
+    (the CUDA layers keep every step)."""
+    per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
+    return B * H * per_unit * np.dtype(dtype).itemsize
 
 
 def to_host(a) -> np.ndarray:
@@ -147,6 +154,7 @@ def layer_forward(
     out,
     out_offset: int,
     parallel_scan: bool = False,
+    keep: bool = True,
 ) -> Tape:
     """Run one layer-direction over x: [T,B,I]; writes out[:, :, out_offset:out_offset+H].
 
@@ -154,7 +162,8 @@ def layer_forward(
     h0, c0: [B,H] (c0 ignored for cells without a cell state). One GEMM for
     the input projection of every step, then per step a GEMM for W_hh h
     (DENSE cells) and one fused gate kernel; with `parallel_scan` (cells with
-    a `Cell.scan` only), one scan kernel over all of time instead.
+    a `Cell.scan` only), one scan kernel over all of time instead. `keep` is
+    not used: the model's chunks bound a forward's memory without a tape.
     """
     T, B, _ = x.shape
     H = h0.shape[1]
