@@ -47,3 +47,9 @@ GATE_FLOPS = 32
 # many floating-point operations is split into blocks of rows on threads;
 # below it, handing blocks to threads costs more than it saves.
 PARALLEL_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_FLOPS", "10000000"))
+# Where oneMKL multiplies a time loop's steps and its blocks of rows run on every
+# thread, with at least this many rows each, each step's input product runs in
+# the loop too (packed). One core's packed product of 1, 2, 4 and 8 rows (K=256,
+# N=1024) reached 82, 143, 208 and 228 GFLOP/s; one OpenBLAS product of all steps
+# on 2 threads 324-390.
+FUSED_MIN_ROWS = int(os.environ.get("RNNBENCH_FUSED_MIN_ROWS", "4"))

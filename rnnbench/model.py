@@ -279,18 +279,18 @@ class RNN:
         if grad:
             tape = run(0, T, h0, c0)
             return tape, *final_state(tape, reverse)
-        steps = self._inference_steps(x.shape[1])
+        steps = self._inference_steps(T, x.shape[1])
         starts = range(0, T, steps)
         for t0 in reversed(starts) if reverse else starts:
             h0, c0 = final_state(run(t0, min(t0 + steps, T), h0, c0), reverse)
         return None, h0, c0
 
-    def _inference_steps(self, batch: int) -> int:
-        """Time steps per chunk of a grad=False forward: the buffers that grow with its
-        steps (`Backend.tapeless_step_nbytes`) in INFERENCE_CHUNK_BYTES; every step in
-        one chunk where none grows."""
+    def _inference_steps(self, T: int, batch: int) -> int:
+        """Time steps per chunk of a grad=False forward over T steps: the buffers that
+        grow with its steps (`Backend.tapeless_step_nbytes`) in INFERENCE_CHUNK_BYTES;
+        every step in one chunk where none grows."""
         per_step = self.backend.tapeless_step_nbytes(
-            self.cell, batch, self.hidden_size, self.dtype, self.parallel_scan
+            self.cell, T, batch, self.hidden_size, self.dtype, self.parallel_scan
         )
         return max(1, INFERENCE_CHUNK_BYTES // per_step) if per_step else sys.maxsize
 

@@ -22,11 +22,11 @@ def results(model, x, grad):
     return [y, *(state if isinstance(state, tuple) else (state,))]
 
 
-def chunks_of(model, batch: int, steps: int, monkeypatch) -> None:
-    """Make grad=False walk time in chunks of `steps` (or a few more) steps."""
-    bytes_per_step = model_module.INFERENCE_CHUNK_BYTES // model._inference_steps(batch)
+def chunks_of(model, T: int, batch: int, steps: int, monkeypatch) -> None:
+    """Make grad=False over [T, batch] walk time in chunks of `steps` (or a few more)."""
+    bytes_per_step = model_module.INFERENCE_CHUNK_BYTES // model._inference_steps(T, batch)
     monkeypatch.setattr(model_module, "INFERENCE_CHUNK_BYTES", steps * bytes_per_step)
-    assert steps <= model._inference_steps(batch) <= steps + 1
+    assert steps <= model._inference_steps(T, batch) <= steps + 1
 
 
 @pytest.mark.parametrize("steps", [1, 3])
@@ -36,7 +36,7 @@ def test_inference_in_chunks_matches_the_forward_with_a_tape(arch, dtype, steps,
     model = rnnbench.RNN(arch, 3, 4, num_layers=2, bidirectional=True, dtype=dtype, seed=1)
     x = np.random.default_rng(2).standard_normal((10, 2, 3)).astype(dtype)
     with_tape = results(model, x, grad=True)
-    chunks_of(model, 2, steps, monkeypatch)  # every layer and direction walks several
+    chunks_of(model, 10, 2, steps, monkeypatch)  # every layer and direction walks several
     without = results(model, x, grad=False)
     rtol = SAME_MATH if dtype == np.float64 else FLOAT32_CHUNKS
     for name, a, b in zip(("y", "h_n", "c_n"), without, with_tape, strict=False):
@@ -92,6 +92,6 @@ def test_cuda_inference_in_chunks_matches_the_forward_with_a_tape(arch, monkeypa
     model = rnnbench.RNN(arch, 3, 4, bidirectional=True, dtype=np.float64, backend="cuda")
     x = np.random.default_rng(3).standard_normal((7, 2, 3))
     with_tape = results(model, x, grad=True)
-    chunks_of(model, 2, 3, monkeypatch)
+    chunks_of(model, 7, 2, 3, monkeypatch)
     for a, b in zip(results(model, x, grad=False), with_tape, strict=True):
         assert_close(a, b, SAME_MATH, arch)

@@ -1,7 +1,9 @@
 """The CPU backend's large-step paths (oneMKL's packed GEMM where the `mkl` wheel is
 installed, else OpenBLAS; batch rows in blocks on threads) against its small-step path
-(compiled loops, one thread), which the other tests' small shapes take. Both large-step
-paths run here wherever oneMKL loads (as in `make test`).
+(compiled loops, one thread), which the other tests' small shapes take. Every large-step
+path runs here wherever oneMKL loads (as in `make test`): oneMKL with each step's input
+product computed in the loop (`rnnbench.config.FUSED_MIN_ROWS`) or by BLAS first, and
+OpenBLAS.
 
 The paths are forced through the backend's thresholds, `rnnbench.cpu.loops.LARGE_STEP_FLOPS` and
 `rnnbench.cpu.threads.PARALLEL_FLOPS`, with more threads than batch rows allow, so every
@@ -24,13 +26,15 @@ import rnnbench.cpu
 from rnnbench.cpu import mkl
 
 SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
-LARGE_PATHS = ["mkl", "openblas"] if mkl.AVAILABLE else ["openblas"]
+# oneMKL with each step's input product in the loop (fused) or projected first.
+LARGE_PATHS = ["mkl fused", "mkl", "openblas"] if mkl.AVAILABLE else ["openblas"]
 
 
 def run(arch, case, dtype, threshold, path="openblas") -> dict:
     """y, final state parts and gradients of one forward and backward of `case`."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mkl, "AVAILABLE", path == "mkl")
+        patch.setattr(mkl, "AVAILABLE", path.startswith("mkl"))
+        patch.setattr(rnnbench.cpu, "FUSED_MIN_ROWS", 1 if path == "mkl fused" else math.inf)
         patch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
@@ -73,6 +77,7 @@ def test_large_steps_of_dense_cells_take_onemkl_where_it_loads(monkeypatch):
         return pack(b, rows, transpose)
 
     monkeypatch.setattr(mkl, "pack", recorded)
+    monkeypatch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", 0)  # rows on every thread
     model = rnnbench.RNN("lstm", 8, 16)  # W_hh: [4H, H], W_ih: [4H, I]
     y, _ = model.forward(np.ones((3, 64, 8), np.float32))
     model.backward(np.ones_like(y))

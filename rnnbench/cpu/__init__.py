@@ -12,7 +12,8 @@ import numpy as np
 
 from ..backend import Tape, parameter_gradients, rows
 from ..cells import DENSE, NONE, Cell
-from . import mkl, scan
+from ..config import FUSED_MIN_ROWS
+from . import mkl, scan, threads
 from .loops import MKL, loop_flops, step_product, time_loops
 from .memory import free_memory  # noqa: F401  (a Backend function)
 from .threads import in_blocks, matmul, matmul_transposed_left, one_blas_thread
@@ -88,13 +89,22 @@ def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype, input_size: int) -
     return max(forward, mkl.packed_nbytes((GH, H), B, dtype))
 
 
-def tapeless_step_nbytes(cell: Cell, B: int, H: int, dtype, parallel_scan: bool) -> int:
+def _fused(cell: Cell, T: int, B: int, H: int) -> bool:
+    """Whether the time loop computes each step's input product itself (see
+    config.FUSED_MIN_ROWS): its blocks of rows, on every thread they can take, multiply
+    by packed weights."""
+    blocks = threads.block_count(B, loop_flops(cell, T, B, H))
+    every_thread = blocks == min(threads.THREADS, B)
+    return _takes_packed(cell, B, H) and every_thread and B // blocks >= FUSED_MIN_ROWS
+
+
+def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
     """`Backend.tapeless_step_nbytes`: the input projection's (none where the loop computes
     it step by step), and the states' and saved activations' for the scan."""
     if parallel_scan:
         per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
     else:
-        per_unit = 0 if _takes_packed(cell, B, H) else cell.gates
+        per_unit = 0 if _fused(cell, T, B, H) else cell.gates
     return B * H * per_unit * np.dtype(dtype).itemsize
 
 
@@ -113,7 +123,7 @@ def layer_forward(
     T, B, _ = x.shape
     H = h0.shape[1]
     dtype = x.dtype
-    fused = not parallel_scan and _takes_packed(cell, B, H)  # input products in the loop
+    fused = not parallel_scan and _fused(cell, T, B, H)
     x_proj = np.empty((1 if fused else T, B, cell.gates * H), dtype)
     if not fused:
         matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])

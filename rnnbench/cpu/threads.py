@@ -32,14 +32,19 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, THREADS - 1), thread_name_prefix="rnnbench")
 
 
+def block_count(rows: int, flops: int) -> int:
+    """How many blocks `in_blocks` splits `rows` into: one per PARALLEL_FLOPS of work
+    and per thread, at most."""
+    return max(1, min(THREADS, rows, flops // max(PARALLEL_FLOPS, 1)))
+
+
 def in_blocks(run, rows: int, flops: int) -> None:
-    """run(lo, hi) over blocks of range(rows) that together cover it, in parallel
-    when `flops` of work pay for the threads' hand-off (tens of microseconds):
-    at most one block per PARALLEL_FLOPS of work and per thread.
+    """run(lo, hi) over `block_count` blocks of range(rows) that together cover it, in
+    parallel when `flops` of work pay for the threads' hand-off (tens of microseconds).
 
     Returns once every block has finished, raising the first block's error.
     """
-    blocks = max(1, min(THREADS, rows, flops // max(PARALLEL_FLOPS, 1)))
+    blocks = block_count(rows, flops)
     bounds = [(k * rows // blocks, (k + 1) * rows // blocks) for k in range(blocks)]
     others = [_pool().submit(run, lo, hi) for lo, hi in bounds[1:]]
     try:

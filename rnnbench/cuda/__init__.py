@@ -77,7 +77,7 @@ def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype, input_size: int) -
     return 0
 
 
-def tapeless_step_nbytes(cell: Cell, B: int, H: int, dtype, parallel_scan: bool) -> int:
+def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
     """`Backend.tapeless_step_nbytes`: the input projection, states and saved activations
     (the CUDA layers keep every step)."""
     per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
