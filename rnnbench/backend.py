@@ -42,8 +42,10 @@ class Backend(Protocol):
         """(bytes, what they are): the memory that new arrays can take now, None where it
         cannot be told; `release` first gives back what the backend holds unused."""
 
-    def layer_workspace_nbytes(self, cell: Cell, B: int, H: int, dtype, input_size: int) -> int:
-        """Bytes a layer call over B rows of input_size features (at most) allocates
+    def layer_workspace_nbytes(
+        self, cell: Cell, T: int, B: int, H: int, dtype, input_size: int
+    ) -> int:
+        """Bytes a layer call over [T,B] of input_size features (at most) allocates
         beyond the arrays its shapes give (a library's workspace), for `rnnbench.memory`."""
 
     def tapeless_step_nbytes(self, cell: Cell, B: int, H: int, dtype, parallel_scan: bool) -> int:

@@ -53,3 +53,10 @@ PARALLEL_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_FLOPS", "10000000"))
 # N=1024) reached 82, 143, 208 and 228 GFLOP/s; one OpenBLAS product of all steps
 # on 2 threads 324-390.
 FUSED_MIN_ROWS = int(os.environ.get("RNNBENCH_FUSED_MIN_ROWS", "4"))
+# Where oneMKL multiplies a DENSE cell's steps and W_hh has more bytes than this
+# (one core's L2 here), the time loop's threads split the hidden units rather than
+# the rows, so each streams its part of W_hh from its own L2, not all of it from
+# memory, and they meet at a barrier each step (`rnnbench.cpu.barrier`). One core's
+# packed product for LSTM H=512, batch 16 on 2 cores: 117 GFLOP/s with the rows
+# split (8 rows, all of W_hh), 185 with the units split (16 rows, half of it).
+SPLIT_UNITS_BYTES = int(os.environ.get("RNNBENCH_SPLIT_UNITS_BYTES", str(2 * 2**20)))

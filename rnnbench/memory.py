@@ -58,7 +58,7 @@ def forward_nbytes(model, T: int, B: int) -> int:
     if model.parallel_scan:
         working += 2 * T * B * s.H
     outputs = T * B * s.D * s.H + 4 * s.L * s.D * B * s.H
-    return tape_nbytes(model, T, B) + (working + outputs) * s.itemsize + _workspace(model, B)
+    return tape_nbytes(model, T, B) + (working + outputs) * s.itemsize + _workspace(model, T, B)
 
 
 def backward_nbytes(model, T: int, B: int) -> int:
@@ -74,14 +74,14 @@ def backward_nbytes(model, T: int, B: int) -> int:
     dh = s.L * s.D * (T + 1) * B * s.H
     direction = pre_activations * T * B * s.G * s.H + 2 * B * s.H
     states = 6 * s.L * s.D * B * s.H
-    return (3 * s.P + layer + dh + direction + states) * s.itemsize + _workspace(model, B)
+    return (3 * s.P + layer + dh + direction + states) * s.itemsize + _workspace(model, T, B)
 
 
-def _workspace(model, B: int) -> int:
+def _workspace(model, T: int, B: int) -> int:
     """What one layer call allocates beyond its arrays (one runs at a time)."""
     inputs = max(_sizes(model).inputs)
     return model.backend.layer_workspace_nbytes(
-        model.cell, B, model.hidden_size, model.dtype, inputs
+        model.cell, T, B, model.hidden_size, model.dtype, inputs
     )
 
 

@@ -1,9 +1,8 @@
 """The CPU backend's large-step paths (oneMKL's packed GEMM where the `mkl` wheel is
 installed, else OpenBLAS; batch rows in blocks on threads) against its small-step path
 (compiled loops, one thread), which the other tests' small shapes take. Every large-step
-path runs here wherever oneMKL loads (as in `make test`): oneMKL with each step's input
-product computed in the loop (`rnnbench.config.FUSED_MIN_ROWS`) or by BLAS first, and
-OpenBLAS.
+path runs here wherever oneMKL loads (as in `make test`): see LARGE_PATHS, forced through
+`rnnbench.config`'s FUSED_MIN_ROWS and SPLIT_UNITS_BYTES.
 
 The paths are forced through the backend's thresholds, `rnnbench.cpu.loops.LARGE_STEP_FLOPS` and
 `rnnbench.cpu.threads.PARALLEL_FLOPS`, with more threads than batch rows allow, so every
@@ -26,8 +25,10 @@ import rnnbench.cpu
 from rnnbench.cpu import mkl
 
 SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
-# oneMKL with each step's input product in the loop (fused) or projected first.
-LARGE_PATHS = ["mkl fused", "mkl", "openblas"] if mkl.AVAILABLE else ["openblas"]
+# oneMKL with the rows split over threads, each step's input product in the loop
+# (fused) or projected first; oneMKL with the hidden units split over threads, which
+# meet at a barrier at each step; OpenBLAS.
+LARGE_PATHS = ["mkl fused", "mkl", "mkl units", "openblas"] if mkl.AVAILABLE else ["openblas"]
 
 
 def run(arch, case, dtype, threshold, path="openblas") -> dict:
@@ -35,6 +36,7 @@ def run(arch, case, dtype, threshold, path="openblas") -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mkl, "AVAILABLE", path.startswith("mkl"))
         patch.setattr(rnnbench.cpu, "FUSED_MIN_ROWS", 1 if path == "mkl fused" else math.inf)
+        patch.setattr(rnnbench.cpu, "SPLIT_UNITS_BYTES", 0 if path == "mkl units" else math.inf)
         patch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
@@ -72,17 +74,18 @@ def test_large_steps_of_dense_cells_take_onemkl_where_it_loads(monkeypatch):
     packed = []
     pack = mkl.pack
 
-    def recorded(b, rows, transpose=False):
+    def recorded(b, rows, transpose=False, out=None):
         packed.append((b.shape, transpose))
-        return pack(b, rows, transpose)
+        return pack(b, rows, transpose, out)
 
     monkeypatch.setattr(mkl, "pack", recorded)
     monkeypatch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", 0)  # rows on every thread
     model = rnnbench.RNN("lstm", 8, 16)  # W_hh: [4H, H], W_ih: [4H, I]
     y, _ = model.forward(np.ones((3, 64, 8), np.float32))
     model.backward(np.ones_like(y))
-    # The forward's W_hh^T and W_ih^T (each step's input product too), the backward's W_hh.
-    assert packed == [((64, 16), True), ((64, 8), True), ((64, 16), False)]
+    # The forward's W_ih^T (each step's input product too) and W_hh^T, the backward's W_hh
+    # (W_hh^T and W_hh on each thread).
+    assert set(packed) == {((64, 8), True), ((64, 16), True), ((64, 16), False)}
 
 
 def test_without_onemkl_the_loops_compile_and_take_openblas():

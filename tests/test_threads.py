@@ -181,3 +181,25 @@ def test_forking_while_a_thread_trains_neither_hangs_nor_leaves_stale_blas_limit
     except subprocess.TimeoutExpired:
         pytest.fail("the parent hung: no exit in 120 s")
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+
+
+def test_calls_that_wait_for_each_other_all_run(monkeypatch):
+    """`threads.together` (the barrier's threads): every call of a group runs at once,
+    after a pool for fewer threads was made and with two callers' groups queued at once."""
+    threads._pool(1)  # the pool of a smaller THREADS exists already
+    monkeypatch.setattr(threads, "THREADS", 3)
+    errors = []
+
+    def group():
+        meet = threading.Barrier(3, timeout=20)  # broken (an error) unless all 3 run
+        try:
+            threads.together(lambda k: meet.wait(), 3)
+        except threading.BrokenBarrierError as error:
+            errors.append(error)
+
+    callers = [threading.Thread(target=group) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert not errors

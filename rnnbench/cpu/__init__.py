@@ -12,8 +12,8 @@ import numpy as np
 
 from ..backend import Tape, parameter_gradients, rows
 from ..cells import DENSE, NONE, Cell
-from ..config import FUSED_MIN_ROWS
-from . import mkl, scan, threads
+from ..config import FUSED_MIN_ROWS, SPLIT_UNITS_BYTES
+from . import barrier, mkl, scan, threads
 from .loops import MKL, loop_flops, step_product, time_loops
 from .memory import free_memory  # noqa: F401  (a Backend function)
 from .threads import in_blocks, matmul, matmul_transposed_left, one_blas_thread
@@ -67,35 +67,80 @@ def _takes_packed(cell: Cell, B: int, H: int) -> bool:
     return cell.recurrence == DENSE and step_product(cell, B, H) == MKL
 
 
-def _weights(cell: Cell, params: dict, B: int, H: int, transpose: bool):
-    """(product, W_hh, W_hh transposed, W_hh packed) for the time loops over B rows: the
-    packed copy (of W_hh^T when `transpose`) for oneMKL's steps, the transpose for the
-    other products; the arrays a product does not take are empty."""
-    dtype = params["weight_ih"].dtype
-    w_hh = np.ascontiguousarray(params.get("weight_hh", _empty(dtype)))
-    if _takes_packed(cell, B, H):
-        return MKL, w_hh, np.empty((0, 0), dtype), mkl.pack(w_hh, B, transpose)
-    w_hh_t = np.ascontiguousarray(w_hh.T) if cell.recurrence == DENSE else _empty(dtype)
-    return step_product(cell, B, H), w_hh, w_hh_t, np.empty(0, np.uint8)
+def _splits_units(cell: Cell, B: int, H: int, dtype) -> bool:
+    """Whether the time loop's threads split the hidden units (each with every row and
+    its units' part of W_hh, meeting at each step) rather than the rows: where W_hh
+    exceeds config.SPLIT_UNITS_BYTES and oneMKL multiplies the steps."""
+    w_hh_bytes = cell.gates * H * H * np.dtype(dtype).itemsize
+    return (
+        _takes_packed(cell, B, H)
+        and barrier.AVAILABLE
+        and threads.THREADS > 1
+        and H >= threads.THREADS
+        and w_hh_bytes > SPLIT_UNITS_BYTES
+    )
 
 
-def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype, input_size: int) -> int:
-    """`Backend.layer_workspace_nbytes`: oneMKL's packed W_hh and W_ih (forward) or W_hh's
-    transpose (backward), several MiB even for a small H."""
-    if not _takes_packed(cell, B, H):
-        return 0
-    GH = cell.gates * H
-    forward = mkl.packed_nbytes((H, GH), B, dtype) + mkl.packed_nbytes((input_size, GH), B, dtype)
-    return max(forward, mkl.packed_nbytes((GH, H), B, dtype))
-
-
-def _fused(cell: Cell, T: int, B: int, H: int) -> bool:
+def _fused(cell: Cell, T: int, B: int, H: int, dtype) -> bool:
     """Whether the time loop computes each step's input product itself (see
     config.FUSED_MIN_ROWS): its blocks of rows, on every thread they can take, multiply
     by packed weights."""
     blocks = threads.block_count(B, loop_flops(cell, T, B, H))
     every_thread = blocks == min(threads.THREADS, B)
-    return _takes_packed(cell, B, H) and every_thread and B // blocks >= FUSED_MIN_ROWS
+    return (
+        _takes_packed(cell, B, H)
+        and not _splits_units(cell, B, H, dtype)
+        and every_thread
+        and B // blocks >= FUSED_MIN_ROWS
+    )
+
+
+def _unit_bounds(H: int) -> list[tuple[int, int]]:
+    """Each thread's hidden units, when the loop splits them."""
+    parties = threads.THREADS
+    return [(k * H // parties, (k + 1) * H // parties) for k in range(parties)]
+
+
+def _pack(b, B: int, transpose: bool) -> np.ndarray:
+    """`mkl.pack(b, B, transpose)`, b made C-contiguous first."""
+    return mkl.pack(np.ascontiguousarray(b), B, transpose)
+
+
+def _gates_of(a, H: int, u0: int, u1: int):
+    """The columns (rows of a 2-D `a`) of units u0:u1 of each gate, together."""
+    return np.concatenate([a[g : g + u1 - u0] for g in range(u0, a.shape[0], H)])
+
+
+def _no_pack() -> np.ndarray:
+    return np.empty(0, np.uint8)
+
+
+def _recurrent_weight(cell: Cell, params: dict, product: int):
+    """(W_hh, W_hh transposed), C-contiguous; the transpose only where a DENSE cell's
+    product takes it (not oneMKL's, which packs W_hh)."""
+    dtype = params["weight_ih"].dtype
+    w_hh = np.ascontiguousarray(params.get("weight_hh", _empty(dtype)))
+    if cell.recurrence == DENSE and product != MKL:
+        return w_hh, np.ascontiguousarray(w_hh.T)
+    return w_hh, np.empty((0, 0), dtype)
+
+
+def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
+    """`Backend.layer_workspace_nbytes`: oneMKL's packed weights, several MiB each even
+    for a small H: the forward's W_ih^T (where the loop takes it) and on each of the
+    loop's threads W_hh^T (its units' gates where they are split), or the backward's
+    W_hh on each thread (its units' columns)."""
+    if not _takes_packed(cell, B, H):
+        return 0
+    GH = cell.gates * H
+    if _splits_units(cell, B, H, dtype):
+        parties = threads.THREADS
+    else:
+        parties = threads.block_count(B, loop_flops(cell, T, B, H))
+    forward = parties * mkl.packed_nbytes((H, GH), B, dtype)
+    if _fused(cell, T, B, H, dtype):
+        forward += mkl.packed_nbytes((input_size, GH), B, dtype)
+    return max(forward, parties * mkl.packed_nbytes((GH, H), B, dtype))
 
 
 def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
@@ -104,8 +149,21 @@ def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_sca
     if parallel_scan:
         per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
     else:
-        per_unit = 0 if _fused(cell, T, B, H) else cell.gates
+        per_unit = 0 if _fused(cell, T, B, H, dtype) else cell.gates
     return B * H * per_unit * np.dtype(dtype).itemsize
+
+
+def _run_loop(cell: Cell, T: int, B: int, H: int, dtype, loop) -> None:
+    """loop(lo, hi, u0, u1, counts, me) on threads: blocks of rows, each with every unit,
+    or, where the units are split, every row on each thread's units, which meet at a
+    barrier."""
+    if _splits_units(cell, B, H, dtype):
+        counts = barrier.progress(threads.THREADS)
+        bounds = _unit_bounds(H)
+        threads.together(lambda k: loop(0, B, *bounds[k], counts, k), len(bounds))
+    else:
+        no_counts = np.empty(0, np.int32)
+        in_blocks(lambda lo, hi: loop(lo, hi, 0, H, no_counts, 0), B, loop_flops(cell, T, B, H))
 
 
 @one_blas_thread
@@ -115,16 +173,18 @@ def layer_forward(
 ) -> Tape:  # fmt: skip
     """`Backend.layer_forward`: x projected by BLAS, then the time loop or the scan.
 
-    Where oneMKL multiplies the steps, each step's input product is computed in the loop
-    too, on the rows' own thread, so the projection never goes through memory. Without
-    `keep` the loop's states and saved activations are rings of 2 and 1 steps, which
-    stay in cache (the Tape then holds the final state only).
+    Where oneMKL multiplies the steps and blocks of rows fill the threads, each step's
+    input product is computed in the loop too, on the rows' own thread, so the
+    projection never goes through memory. Without `keep` the loop's states and saved
+    activations are rings of 2 and 1 steps, which stay in cache (the Tape then holds
+    the final state only).
     """
     T, B, _ = x.shape
     H = h0.shape[1]
     dtype = x.dtype
-    fused = not parallel_scan and _fused(cell, T, B, H)
-    x_proj = np.empty((1 if fused else T, B, cell.gates * H), dtype)
+    GH = cell.gates * H
+    fused = not parallel_scan and _fused(cell, T, B, H, dtype)
+    x_proj = np.empty((1 if fused else T, B, GH), dtype)
     if not fused:
         matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
     steps = T if keep or parallel_scan else 1
@@ -139,19 +199,34 @@ def layer_forward(
         scan.forward(cell, reverse, x_proj, h, saved, out, out_offset)
         return Tape(x, h, c, saved, True)
     forward, _ = time_loops(cell)
-    product, w_hh, w_hh_t, packed = _weights(cell, params, B, H, transpose=True)
-    b_hh = params.get("bias_hh", _empty(dtype))
-    packed_ih = mkl.pack(params["weight_ih"], B, True) if fused else np.empty(0, np.uint8)
-    h_proj = np.zeros((B, cell.gates * H), dtype)
-    scratch = np.empty(cell.gates * H * B, dtype)
+    product = step_product(cell, B, H)
+    w_hh, w_hh_t = _recurrent_weight(cell, params, product)
+    b_ih, b_hh = params["bias_ih"], params.get("bias_hh", _empty(dtype))
+    packed_ih = _pack(params["weight_ih"], B, True) if fused else _no_pack()
+    h_proj = np.zeros((B, GH), dtype)
+    scratch = np.empty(GH * B, dtype)
+    no_units = np.empty((B, 0), dtype)
+    packs = _takes_packed(cell, B, H)
 
-    def block(lo, hi):
-        forward(
-            reverse, product, lo, hi, x, packed_ih, params["bias_ih"],
-            x_proj, w_hh, w_hh_t, packed, b_hh, h, c, saved, h_proj, scratch, out, out_offset,
-        )  # fmt: skip
+    def loop(lo, hi, u0, u1, counts, me):
+        if counts.size:  # this thread's units' gates together (see loops._forward_loop)
+            n = u1 - u0
+            forward(
+                reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj,
+                w_hh, w_hh_t, _pack(_gates_of(w_hh, H, u0, u1), B, True),
+                _gates_of(b_hh, H, u0, u1), h, c, saved, np.empty((B, cell.gates * n), dtype),
+                np.empty((B, cell.gates * n), dtype), np.empty((B, cell.saved * n), dtype),
+                scratch, out, out_offset,
+            )  # fmt: skip
+        else:
+            packed = _pack(w_hh, B, True) if packs else _no_pack()
+            forward(
+                reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj,
+                w_hh, w_hh_t, packed, b_hh, h, c, saved, h_proj, no_units, no_units, scratch,
+                out, out_offset,
+            )  # fmt: skip
 
-    in_blocks(block, B, loop_flops(cell, T, B, H))
+    _run_loop(cell, T, B, H, dtype, loop)
     if keep:
         return Tape(x, h, c, saved, False)
     return Tape(x, h[last : last + 1], c[last : last + 1], saved, False)
@@ -175,16 +250,25 @@ def layer_backward(
         scan.backward(cell, reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp)
     else:
         _, backward = time_loops(cell)
-        product, w_hh, w_hh_t, packed = _weights(cell, params, B, H, transpose=False)
+        product = step_product(cell, B, H)
+        w_hh, w_hh_t = _recurrent_weight(cell, params, product)
         scratch = np.empty(H * B, dtype)
+        packs = _takes_packed(cell, B, H)
 
-        def block(lo, hi):
+        def loop(lo, hi, u0, u1, counts, me):
+            n, G, S = u1 - u0, cell.gates, cell.saved
+            # W_hh's columns of this thread's units (all, unsplit)
+            packed = _pack(w_hh[:, u0:u1], B, False) if packs else _no_pack()
+            units = (B, n) if counts.size else (B, 0)  # see loops._forward_loop
             backward(
-                reverse, product, lo, hi, w_hh, w_hh_t, packed,
-                tape.h, tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, scratch,
+                reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packed, tape.h,
+                tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp,
+                np.empty((units[0], S * units[1]), dtype),
+                np.empty((units[0], G * units[1]), dtype),
+                np.empty((units[0], G * units[1]), dtype), scratch,
             )  # fmt: skip
 
-        in_blocks(block, B, loop_flops(cell, T, B, H))
+        _run_loop(cell, T, B, H, dtype, loop)
     grads = parameter_gradients(sys.modules[__name__], cell, params, tape, reverse, dxp, dhp, dx)
     dh0 = dh[T if reverse else 0]
     return grads, dh, dh0, (dc if cell.has_cell_state else None)

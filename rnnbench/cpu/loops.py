@@ -20,7 +20,7 @@ import numpy as np
 from ..cells import DENSE, DIAGONAL, Cell
 from ..config import GATE_FLOPS, LARGE_STEP_FLOPS
 from ..jit import cpu_kernel, cpu_units_kernel, specialise
-from . import mkl
+from . import barrier, mkl
 from .mkl import NO_TRANS, PACKED, ROW_MAJOR, dgemm_compute, sgemm_compute
 
 # How a time step's matrix product is computed: a compiled loop (small steps),
@@ -110,10 +110,30 @@ def matmul_transposed_accumulate(product, a, b, b_t, packed, out, scratch):
                 out[m, n] = acc
 
 
+@cpu_kernel
+def gather(src, H, u0, dst):
+    """dst: [k*n] = the n-column blocks of src: [k*H] that start at g*H + u0."""
+    blocks = src.size // H
+    n = dst.size // blocks
+    for g in range(blocks):
+        for j in range(n):
+            dst[g * n + j] = src[g * H + u0 + j]
+
+
+@cpu_kernel
+def scatter(src, H, u0, dst):
+    """The inverse of `gather`: dst[g*H + u0 + j] = src[g*n + j]."""
+    blocks = dst.size // H
+    n = src.size // blocks
+    for g in range(blocks):
+        for j in range(n):
+            dst[g * H + u0 + j] = src[g * n + j]
+
+
 @functools.cache
 def units(cell: Cell):
     """(forward_units, backward_units) compiled for one cell: one step of one batch row
-    over every hidden unit, for the time loops and `tests/test_vectorised.py`."""
+    over H hidden units, for the time loops and `tests/test_vectorised.py`."""
     cell_forward, cell_backward, has_c = cell.forward, cell.backward, cell.has_cell_state
 
     def forward_units(H, xp, hp, h_prev, c_prev, h_new, c_new, saved, out):
@@ -145,34 +165,51 @@ def _forward_loop(cell: Cell, forward_units):
     recurrence = cell.recurrence
 
     def forward(
-        reverse, product, lo, hi, x, packed_ih, b_ih, x_proj, w_hh, w_hh_t, packed, b_hh, h, c,
-        saved, h_proj, scratch, out, out_offset,
+        reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj, w_hh,
+        w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, scratch, out,
+        out_offset,
     ):  # fmt: skip
-        """Walk a layer-direction through time, writing h, c, saved and its output columns.
+        """Walk a layer-direction through time, writing h, c, saved and its output columns:
+        rows lo:hi and hidden units u0:u1 of them.
 
         x: [T,B,I] the layer's input   x_proj: [T,B,G*H] W_ih x + b_ih, or, with
-        packed_ih (`mkl.pack(W_ih.T)`), [1,B,G*H] where each step's W_ih x_t + b_ih
-        (b_ih: [G*H]) is computed   w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)
-        w_hh_t: [H,G*H] W_hh transposed (DENSE)   b_hh: [G*H] or [H]
-        h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]   saved: [T,B,S*H]
-        (h and c of 2 steps and saved of 1 are rings, for a forward that keeps
-        no tape: step t reads and writes index t modulo their length)
+        packed_ih, [1,B,G*H] where each step's W_ih x_t + b_ih is computed
+        w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)   w_hh_t: [H,G*H] W_hh transposed
+        (DENSE)   h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
+        saved: [T,B,S*H] (h and c of 2 steps and saved of 1 are rings, for a forward
+        that keeps no tape: step t reads and writes index t modulo their length)
         h_proj: [B,G*H] and scratch: [G*H*B], for the recurrent pre-activations
         out: [T,B,D*H], columns out_offset:out_offset+H written
-        product: LOOP, OPENBLAS or MKL (then packed: `mkl.pack(w_hh_t)`)
-        lo, hi: the batch rows walked here
-        (rows never meet, so blocks of rows can run on separate threads)
+        product: LOOP, OPENBLAS or MKL, then packed (packed_ih): `mkl.pack` of W_hh^T
+        (W_ih^T); b_ih, b_hh: [G*H] ([H] for DIAGONAL)
+
+        Rows never meet: blocks of rows run on separate threads, each on every
+        unit (u0:u1 = 0:H), with `counts` empty. Units meet at every step's
+        product: threads that split the units each run every row, thread `me` of
+        those sharing `barrier.progress` counts, and wait for each other before
+        each step. Such a thread (MKL only) keeps its units' gates together: packed,
+        packed_ih, b_ih, b_hh and h_proj: [B,G*n] hold its n = u1 - u0 units' columns
+        of each gate, xp_units: [B,G*n] and saved_units: [B,S*n] its part of x_proj
+        and saved, so that its gate math runs as a cell of n units.
         """
         T = x.shape[0]
         H = h.shape[2]
+        n = u1 - u0
         fused = packed_ih.size > 0
-        GH = h_proj.shape[1]
+        split = counts.size > 0
         rows_proj = h_proj[lo:hi]
+        GH = rows_proj.shape[1]
         rows_scratch = scratch[GH * lo : GH * hi].reshape(GH, hi - lo)
         for s in range(T):
             t = T - 1 - s if reverse else s
             prev, new = (t + reverse) % h.shape[0], (t + 1 - reverse) % h.shape[0]
             xp, sv = x_proj[t % x_proj.shape[0]], saved[t % saved.shape[0]]
+            if split:
+                barrier.wait_for(counts, s)  # every unit of h[prev] written
+                if not fused:
+                    for b in range(lo, hi):
+                        gather(xp[b], H, u0, xp_units[b])
+                xp, sv = xp_units, saved_units
             if fused:
                 xp[lo:hi] = b_ih
                 packed_accumulate(x[t, lo:hi], packed_ih, xp[lo:hi])
@@ -186,9 +223,14 @@ def _forward_loop(cell: Cell, forward_units):
                     for j in range(H):
                         h_proj[b, j] = w_hh[j] * h[prev, b, j] + b_hh[j]
                 forward_units(
-                    H, xp[b], h_proj[b], h[prev, b], c[prev, b], h[new, b], c[new, b], sv[b],
-                    out[t, b, out_offset : out_offset + H],
+                    n, xp[b], h_proj[b], h[prev, b, u0:u1], c[prev, b, u0:u1],
+                    h[new, b, u0:u1], c[new, b, u0:u1], sv[b],
+                    out[t, b, out_offset + u0 : out_offset + u1],
                 )  # fmt: skip
+                if split:
+                    scatter(sv[b], H, u0, saved[t % saved.shape[0], b])
+            if split:
+                barrier.arrive(counts, me, s + 1)
 
     return forward
 
@@ -197,36 +239,53 @@ def _backward_loop(cell: Cell, backward_units):
     recurrence = cell.recurrence
 
     def backward(
-        reverse, product, lo, hi, w_hh, w_hh_t, packed, h, c, saved, dy, dy_offset, dh, dc,
-        dxp, dhp, scratch,
+        reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packed, h, c, saved, dy,
+        dy_offset, dh, dc, dxp, dhp, saved_units, dxp_units, dhp_units, scratch,
     ):  # fmt: skip
-        """BPTT through a layer-direction; the mirror of `forward`.
+        """BPTT through a layer-direction; the mirror of `forward`, over rows lo:hi and
+        units u0:u1 (counts, me, and a split's saved_units: [B,S*n], dxp_units and
+        dhp_units: [B,G*n]: as there).
 
         w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)   w_hh_t: [H,G*H] (DENSE)
         dy: [T,B,D*H], columns dy_offset:dy_offset+H read   dh: [T+1,B,H] holds
         dL/dh_T (at the final index) on entry and dL/dh_t for every state on exit,
         dy included   dc: [B,H] dL/dc_T in, dL/dc_0 out   dxp, dhp: [T,B,G*H]
         written, gradients of the input and recurrent pre-activations
-        scratch: [H*B]   product, lo, hi: as in `forward`, packed: `mkl.pack(w_hh)`
+        scratch: [H*B]   product, lo, hi: as in `forward`, packed: `mkl.pack` of
+        W_hh's columns u0:u1 (all of W_hh without a split)
         """
         T = dxp.shape[0]
         H = h.shape[2]
+        n = u1 - u0
+        split = counts.size > 0
         rows_scratch = scratch[H * lo : H * hi].reshape(H, hi - lo)
         for s in range(T - 1, -1, -1):
             t = T - 1 - s if reverse else s
             prev, new = t + reverse, t + 1 - reverse
+            sv, dxp_t, dhp_t = saved[t], dxp[t], dhp[t]
+            if split:
+                for b in range(lo, hi):
+                    gather(saved[t, b], H, u0, saved_units[b])
+                sv, dxp_t, dhp_t = saved_units, dxp_units, dhp_units
             for b in range(lo, hi):
                 backward_units(
-                    H, saved[t, b], h[prev, b], c[prev, b], h[new, b], c[new, b],
-                    dy[t, b, dy_offset : dy_offset + H], dh[new, b], dc[b], dxp[t, b],
-                    dhp[t, b], dh[prev, b],
+                    n, sv[b], h[prev, b, u0:u1], c[prev, b, u0:u1], h[new, b, u0:u1],
+                    c[new, b, u0:u1], dy[t, b, dy_offset + u0 : dy_offset + u1],
+                    dh[new, b, u0:u1], dc[b, u0:u1], dxp_t[b], dhp_t[b], dh[prev, b, u0:u1],
                 )  # fmt: skip
+                if split:
+                    scatter(dxp_t[b], H, u0, dxp[t, b])
+                    scatter(dhp_t[b], H, u0, dhp[t, b])
                 if recurrence == DIAGONAL:
                     for j in range(H):
                         dh[prev, b, j] += dhp[t, b, j] * w_hh[j]
             if recurrence == DENSE:
+                if split:
+                    barrier.arrive(counts, me, T - s)
+                    barrier.wait_for(counts, T - s)  # every unit of dhp[t] written
                 matmul_transposed_accumulate(
-                    product, dhp[t, lo:hi], w_hh_t, w_hh, packed, dh[prev, lo:hi], rows_scratch
-                )
+                    product, dhp[t, lo:hi], w_hh_t, w_hh, packed, dh[prev, lo:hi, u0:u1],
+                    rows_scratch,
+                )  # fmt: skip
 
     return backward

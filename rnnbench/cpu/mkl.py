@@ -82,16 +82,23 @@ def packed_nbytes(shape: tuple[int, int], rows: int, dtype) -> int:
     return getattr(_LIBRARY, f"cblas_{prefix}gemm_pack_get_size")(B_MATRIX, rows, N, K)
 
 
-def pack(b: np.ndarray, rows: int, transpose: bool = False) -> np.ndarray:
-    """b: [K,N] C-contiguous (or its transpose [N,K], with `transpose`), packed as the B
-    matrix [K,N] of products with `rows` rows, for `loops.packed_accumulate`; an empty
-    array where oneMKL is not available."""
+def pack(b: np.ndarray, rows: int, transpose: bool = False, out=None) -> np.ndarray:
+    """b: [K,N] (or its transpose [N,K], with `transpose`), packed as the B matrix [K,N]
+    of products with `rows` rows, for `loops.packed_accumulate`; into `out` (uint8, of
+    `packed_nbytes`) when given. An empty array where oneMKL is not available.
+
+    A packed copy must stay where it was packed: oneMKL aligns its contents to the
+    buffer's address, so a copy elsewhere (np.stack) multiplies by garbage.
+    """
     if not AVAILABLE:
         return np.empty(0, np.uint8)
     b = np.ascontiguousarray(b)
     K, N = b.shape[::-1] if transpose else b.shape
     prefix, real = ("s", ctypes.c_float) if b.dtype == np.float32 else ("d", ctypes.c_double)
-    packed = np.empty(packed_nbytes((K, N), rows, b.dtype), np.uint8)
+    nbytes = packed_nbytes((K, N), rows, b.dtype)
+    packed = np.empty(nbytes, np.uint8) if out is None else out
+    if packed.dtype != np.uint8 or packed.nbytes != nbytes or not packed.flags.c_contiguous:
+        raise ValueError(f"out must be a contiguous uint8 array of {nbytes} bytes")
     getattr(_LIBRARY, f"cblas_{prefix}gemm_pack")(
         ROW_MAJOR, B_MATRIX, TRANS if transpose else NO_TRANS, rows, N, K, real(1.0),
         b.ctypes.data, b.shape[1], packed.ctypes.data,

@@ -27,9 +27,10 @@ THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 @functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """Workers for all blocks but the first, which the calling thread runs."""
-    return ThreadPoolExecutor(max(1, THREADS - 1), thread_name_prefix="rnnbench")
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """`workers` threads for all blocks but the first, which the calling thread runs: one
+    fewer than THREADS (a pool for each value, as tests set other values)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="rnnbench")
 
 
 def block_count(rows: int, flops: int) -> int:
@@ -46,9 +47,27 @@ def in_blocks(run, rows: int, flops: int) -> None:
     """
     blocks = block_count(rows, flops)
     bounds = [(k * rows // blocks, (k + 1) * rows // blocks) for k in range(blocks)]
-    others = [_pool().submit(run, lo, hi) for lo, hi in bounds[1:]]
+    _run_all([functools.partial(run, lo, hi) for lo, hi in bounds])
+
+
+def together(run, parties: int) -> None:
+    """run(k) for k in range(parties <= THREADS), all running at once (they may wait
+    for each other: see `rnnbench.cpu.barrier`); returns once all have finished,
+    raising the first one's error."""
+    _run_all([functools.partial(run, k) for k in range(parties)])
+
+
+_submitting = threading.Lock()
+
+
+def _run_all(calls: list) -> None:
+    """Each call, the first on this thread and the others on the pool's. They are queued
+    together, so the pool's workers (one fewer than THREADS) start one caller's calls
+    before the next's, and calls that wait for each other all run."""
+    with _submitting:
+        others = [_pool(max(1, THREADS - 1)).submit(call) for call in calls[1:]]
     try:
-        run(*bounds[0])
+        calls[0]()
     finally:
         wait(others)
     for other in others:
@@ -113,7 +132,8 @@ def one_blas_thread(function):
     limit is process-wide, so calls that overlap (from several threads) share
     it: the first sets it, the last restores the counts from before the first.
     A fork waits for the calls running to finish (see `_before_fork`), and
-    holds new ones back until it is done.
+    holds new ones back until it is done. The counts are set on a thread of
+    their own (`_counter`).
     """
 
     @functools.wraps(function)
@@ -122,7 +142,7 @@ def one_blas_thread(function):
         with _state:
             _state.wait_for(lambda: not _forking)
             if _blas_users == 0:
-                _blas_limit = _blas().limit(limits=1)
+                _blas_limit = _counter().submit(_blas().limit, limits=1).result()
             _blas_users += 1
         try:
             return function(*args, **kwargs)
@@ -130,10 +150,18 @@ def one_blas_thread(function):
             with _state:
                 _blas_users -= 1
                 if _blas_users == 0:
-                    _blas_limit.restore_original_limits()
+                    _counter().submit(_blas_limit.restore_original_limits).result()
                     _state.notify_all()
 
     return wrapper
+
+
+@functools.cache
+def _counter() -> ThreadPoolExecutor:
+    """A thread that sets BLAS's thread counts and runs no BLAS call: OpenBLAS 0.3.30
+    ignored a count set on a thread that had run one (the count restored by the
+    last of several overlapping calls stayed at 1)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="rnnbench-blas-counts")
 
 
 def _before_fork():
@@ -156,10 +184,12 @@ def _after_fork_in_parent():
 def _after_fork_in_child():
     """A fresh lock (the parent's is held) and a fresh pool: the parent's threads are
     not the child's."""
-    global _forking, _state
+    global _forking, _state, _submitting
     _forking = False
     _state = threading.Condition()
+    _submitting = threading.Lock()
     _pool.cache_clear()
+    _counter.cache_clear()
 
 
 os.register_at_fork(

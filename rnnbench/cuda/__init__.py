@@ -71,7 +71,7 @@ def free_memory(release: bool = False) -> tuple[int, str] | None:
     return (int(free), "free on the GPU") if math.isfinite(free) else None
 
 
-def layer_workspace_nbytes(cell: Cell, B: int, H: int, dtype, input_size: int) -> int:
+def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
     """`Backend.layer_workspace_nbytes`: the CUDA layers allocate only arrays the shapes
     give."""
     return 0
