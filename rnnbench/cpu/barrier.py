@@ -26,7 +26,7 @@ from ..jit import cpu_kernel
 
 # Pauses a waiting thread spins through before it sleeps: about 30-100 us (a pause
 # takes 40-140 cycles), longer than the two threads of a balanced step drift apart,
-# shorter than a step of the shapes whose units are split (see `rnnbench.cpu.split`).
+# shorter than a step of the shapes whose units are split (config.SPLIT_UNITS_BYTES).
 SPINS = int(os.environ.get("RNNBENCH_BARRIER_SPINS", "2000"))
 STRIDE = 16  # int32s per cache line
 _SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
