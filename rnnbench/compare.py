@@ -119,12 +119,21 @@ def _seconds(run) -> float:
 # less); on a small machine one library's spinning threads would slow the
 # other's run, so each run starts with the other's threads asleep.
 PAUSE = 0.3
+# Seconds of untimed runs after the pause. On this project's VM the first calls
+# after 0.1 s or more of idling ran slower while its cores woke (LSTM 50,64,256
+# inference: rnnbench 20.0 ms, then 12.8, 12.4; torch 10.5, then 9.7, 9.5;
+# back to back 12.2 and 9.4), so each library runs this long before its timed run.
+WARM_UP = 0.05
 
 
 def _idle_seconds(run) -> float:
-    """Seconds of `run` after a pause and one untimed run (caches and threads warm)."""
+    """Seconds of `run` after a pause and WARM_UP seconds of untimed runs (at least
+    one: caches, threads and cores warm)."""
     time.sleep(PAUSE)
+    start = time.perf_counter()
     run()
+    while time.perf_counter() - start < WARM_UP:
+        run()
     return _seconds(run)
 
 
