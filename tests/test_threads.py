@@ -63,6 +63,15 @@ def test_matmul_blocks_match_numpy(split_everything):
     np.testing.assert_allclose(threads.matmul_transposed_left(a, c), a.T @ c, rtol=1e-13)
 
 
+def in_threads(target, count: int) -> None:
+    """target() on `count` threads at once; returns when all have finished."""
+    callers = [threading.Thread(target=target) for _ in range(count)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+
+
 def _blas_threads():
     return [lib["num_threads"] for lib in threads._blas().info()]
 
@@ -81,11 +90,7 @@ def test_overlapping_calls_restore_the_blas_threads(split_everything):
         except Exception as error:
             errors.append(error)
 
-    callers = [threading.Thread(target=train) for _ in range(3)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join()
+    in_threads(train, 3)
     assert not errors
     assert _blas_threads() == before
 
@@ -197,9 +202,5 @@ def test_calls_that_wait_for_each_other_all_run(monkeypatch):
         except threading.BrokenBarrierError as error:
             errors.append(error)
 
-    callers = [threading.Thread(target=group) for _ in range(2)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join()
+    in_threads(group, 2)
     assert not errors

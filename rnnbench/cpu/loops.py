@@ -111,23 +111,13 @@ def matmul_transposed_accumulate(product, a, b, b_t, packed, out, scratch):
 
 
 @cpu_kernel
-def gather(src, H, u0, dst):
-    """dst: [k*n] = the n-column blocks of src: [k*H] that start at g*H + u0."""
-    blocks = src.size // H
-    n = dst.size // blocks
-    for g in range(blocks):
+def copy_blocks(src, src_stride, src_start, dst, dst_stride, dst_start, n):
+    """dst[g*dst_stride + dst_start + j] = src[g*src_stride + src_start + j] for j < n
+    and each block g of dst: a unit split's gates between the layer's layout [G*H]
+    (stride H, start u0) and its own [G*n] (stride n, start 0)."""
+    for g in range(dst.size // dst_stride):
         for j in range(n):
-            dst[g * n + j] = src[g * H + u0 + j]
-
-
-@cpu_kernel
-def scatter(src, H, u0, dst):
-    """The inverse of `gather`: dst[g*H + u0 + j] = src[g*n + j]."""
-    blocks = dst.size // H
-    n = src.size // blocks
-    for g in range(blocks):
-        for j in range(n):
-            dst[g * H + u0 + j] = src[g * n + j]
+            dst[g * dst_stride + dst_start + j] = src[g * src_stride + src_start + j]
 
 
 @functools.cache
@@ -208,7 +198,7 @@ def _forward_loop(cell: Cell, forward_units):
                 barrier.wait_for(counts, s)  # every unit of h[prev] written
                 if not fused:
                     for b in range(lo, hi):
-                        gather(xp[b], H, u0, xp_units[b])
+                        copy_blocks(xp[b], H, u0, xp_units[b], n, 0, n)
                 xp, sv = xp_units, saved_units
             if fused:
                 xp[lo:hi] = b_ih
@@ -228,7 +218,7 @@ def _forward_loop(cell: Cell, forward_units):
                     out[t, b, out_offset + u0 : out_offset + u1],
                 )  # fmt: skip
                 if split:
-                    scatter(sv[b], H, u0, saved[t % saved.shape[0], b])
+                    copy_blocks(sv[b], n, 0, saved[t % saved.shape[0], b], H, u0, n)
             if split:
                 barrier.arrive(counts, me, s + 1)
 
@@ -265,7 +255,7 @@ def _backward_loop(cell: Cell, backward_units):
             sv, dxp_t, dhp_t = saved[t], dxp[t], dhp[t]
             if split:
                 for b in range(lo, hi):
-                    gather(saved[t, b], H, u0, saved_units[b])
+                    copy_blocks(saved[t, b], H, u0, saved_units[b], n, 0, n)
                 sv, dxp_t, dhp_t = saved_units, dxp_units, dhp_units
             for b in range(lo, hi):
                 backward_units(
@@ -274,8 +264,8 @@ def _backward_loop(cell: Cell, backward_units):
                     dh[new, b, u0:u1], dc[b, u0:u1], dxp_t[b], dhp_t[b], dh[prev, b, u0:u1],
                 )  # fmt: skip
                 if split:
-                    scatter(dxp_t[b], H, u0, dxp[t, b])
-                    scatter(dhp_t[b], H, u0, dhp[t, b])
+                    copy_blocks(dxp_t[b], n, 0, dxp[t, b], H, u0, n)
+                    copy_blocks(dhp_t[b], n, 0, dhp[t, b], H, u0, n)
                 if recurrence == DIAGONAL:
                     for j in range(H):
                         dh[prev, b, j] += dhp[t, b, j] * w_hh[j]
