@@ -127,20 +127,21 @@ def _recurrent_weight(cell: Cell, params: dict, product: int):
 
 def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
     """`Backend.layer_workspace_nbytes`: oneMKL's packed weights, several MiB each even
-    for a small H: the forward's W_ih^T (where the loop takes it) and on each of the
-    loop's threads W_hh^T (its units' gates where they are split), or the backward's
-    W_hh on each thread (its units' columns)."""
+    for a small H: the forward's W_ih^T (where the loop takes it) and W_hh^T (for
+    each thread its units' gates where they are split), or the backward's W_hh (each
+    thread's units' columns)."""
     if not _takes_packed(cell, B, H):
         return 0
-    GH = cell.gates * H
+    G, GH = cell.gates, cell.gates * H
     if _splits_units(cell, B, H, dtype):
-        parties = threads.THREADS
+        n = max(u1 - u0 for u0, u1 in _unit_bounds(H))
+        parties, forward_shape, backward_shape = threads.THREADS, (H, G * n), (GH, n)
     else:
-        parties = threads.block_count(B, loop_flops(cell, T, B, H))
-    forward = parties * mkl.packed_nbytes((H, GH), B, dtype)
+        parties, forward_shape, backward_shape = 1, (H, GH), (GH, H)
+    forward = parties * mkl.packed_nbytes(forward_shape, B, dtype)
     if _fused(cell, T, B, H, dtype):
         forward += mkl.packed_nbytes((input_size, GH), B, dtype)
-    return max(forward, parties * mkl.packed_nbytes((GH, H), B, dtype))
+    return max(forward, parties * mkl.packed_nbytes(backward_shape, B, dtype))
 
 
 def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
@@ -203,28 +204,30 @@ def layer_forward(
     w_hh, w_hh_t = _recurrent_weight(cell, params, product)
     b_ih, b_hh = params["bias_ih"], params.get("bias_hh", _empty(dtype))
     packed_ih = _pack(params["weight_ih"], B, True) if fused else _no_pack()
-    h_proj = np.zeros((B, GH), dtype)
     scratch = np.empty(GH * B, dtype)
-    no_units = np.empty((B, 0), dtype)
-    packs = _takes_packed(cell, B, H)
+    if _splits_units(cell, B, H, dtype):  # each thread's units' gates together
+        gates = [_gates_of(w_hh, H, u0, u1) for u0, u1 in _unit_bounds(H)]
+        packs = [_pack(w, B, True) for w in gates]
+        biases = [_gates_of(b_hh, H, u0, u1) for u0, u1 in _unit_bounds(H)]
+        buffers = [
+            [
+                np.empty((B, size * (u1 - u0)), dtype)
+                for size in (cell.gates, cell.gates, cell.saved)
+            ]
+            for u0, u1 in _unit_bounds(H)
+        ]
+    else:  # one W_hh^T for every block of rows
+        packs = [_pack(w_hh, B, True) if _takes_packed(cell, B, H) else _no_pack()]
+        biases = [b_hh]
+        buffers = [[np.zeros((B, GH), dtype), np.empty((B, 0), dtype), np.empty((B, 0), dtype)]]
 
     def loop(lo, hi, u0, u1, counts, me):
-        if counts.size:  # this thread's units' gates together (see loops._forward_loop)
-            n = u1 - u0
-            forward(
-                reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj,
-                w_hh, w_hh_t, _pack(_gates_of(w_hh, H, u0, u1), B, True),
-                _gates_of(b_hh, H, u0, u1), h, c, saved, np.empty((B, cell.gates * n), dtype),
-                np.empty((B, cell.gates * n), dtype), np.empty((B, cell.saved * n), dtype),
-                scratch, out, out_offset,
-            )  # fmt: skip
-        else:
-            packed = _pack(w_hh, B, True) if packs else _no_pack()
-            forward(
-                reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj,
-                w_hh, w_hh_t, packed, b_hh, h, c, saved, h_proj, no_units, no_units, scratch,
-                out, out_offset,
-            )  # fmt: skip
+        h_proj, xp_units, saved_units = buffers[me]
+        forward(
+            reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj, w_hh,
+            w_hh_t, packs[me], biases[me], h, c, saved, h_proj, xp_units, saved_units, scratch,
+            out, out_offset,
+        )  # fmt: skip
 
     _run_loop(cell, T, B, H, dtype, loop)
     if keep:
@@ -253,19 +256,19 @@ def layer_backward(
         product = step_product(cell, B, H)
         w_hh, w_hh_t = _recurrent_weight(cell, params, product)
         scratch = np.empty(H * B, dtype)
-        packs = _takes_packed(cell, B, H)
+        G, S = cell.gates, cell.saved
+        if _splits_units(cell, B, H, dtype):  # W_hh's columns of each thread's units
+            packs = [_pack(w_hh[:, u0:u1], B, False) for u0, u1 in _unit_bounds(H)]
+            units = [u1 - u0 for u0, u1 in _unit_bounds(H)]
+        else:
+            packs = [_pack(w_hh, B, False) if _takes_packed(cell, B, H) else _no_pack()]
+            units = [0]
+        buffers = [[np.empty((B, size * n), dtype) for size in (S, G, G)] for n in units]
 
         def loop(lo, hi, u0, u1, counts, me):
-            n, G, S = u1 - u0, cell.gates, cell.saved
-            # W_hh's columns of this thread's units (all, unsplit)
-            packed = _pack(w_hh[:, u0:u1], B, False) if packs else _no_pack()
-            units = (B, n) if counts.size else (B, 0)  # see loops._forward_loop
             backward(
-                reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packed, tape.h,
-                tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp,
-                np.empty((units[0], S * units[1]), dtype),
-                np.empty((units[0], G * units[1]), dtype),
-                np.empty((units[0], G * units[1]), dtype), scratch,
+                reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packs[me], tape.h,
+                tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, *buffers[me], scratch,
             )  # fmt: skip
 
         _run_loop(cell, T, B, H, dtype, loop)
