@@ -194,13 +194,13 @@ def _forward_loop(cell: Cell, forward_units):
             t = T - 1 - s if reverse else s
             prev, new = (t + reverse) % h.shape[0], (t + 1 - reverse) % h.shape[0]
             xp, sv = x_proj[t % x_proj.shape[0]], saved[t % saved.shape[0]]
-            if split:
+            if recurrence == DENSE and split:  # other cells never split: not compiled
                 barrier.wait_for(counts, s)  # every unit of h[prev] written
                 if not fused:
                     for b in range(lo, hi):
                         copy_blocks(xp[b], H, u0, xp_units[b], n, 0, n)
                 xp, sv = xp_units, saved_units
-            if fused:
+            if recurrence == DENSE and fused:
                 xp[lo:hi] = b_ih
                 packed_accumulate(x[t, lo:hi], packed_ih, xp[lo:hi])
             if recurrence == DENSE:
@@ -217,9 +217,9 @@ def _forward_loop(cell: Cell, forward_units):
                     h[new, b, u0:u1], c[new, b, u0:u1], sv[b],
                     out[t, b, out_offset + u0 : out_offset + u1],
                 )  # fmt: skip
-                if split:
+                if recurrence == DENSE and split:
                     copy_blocks(sv[b], n, 0, saved[t % saved.shape[0], b], H, u0, n)
-            if split:
+            if recurrence == DENSE and split:
                 barrier.arrive(counts, me, s + 1)
 
     return forward
@@ -253,7 +253,7 @@ def _backward_loop(cell: Cell, backward_units):
             t = T - 1 - s if reverse else s
             prev, new = t + reverse, t + 1 - reverse
             sv, dxp_t, dhp_t = saved[t], dxp[t], dhp[t]
-            if split:
+            if recurrence == DENSE and split:
                 for b in range(lo, hi):
                     copy_blocks(saved[t, b], H, u0, saved_units[b], n, 0, n)
                 sv, dxp_t, dhp_t = saved_units, dxp_units, dhp_units
@@ -263,7 +263,7 @@ def _backward_loop(cell: Cell, backward_units):
                     c[new, b, u0:u1], dy[t, b, dy_offset + u0 : dy_offset + u1],
                     dh[new, b, u0:u1], dc[b, u0:u1], dxp_t[b], dhp_t[b], dh[prev, b, u0:u1],
                 )  # fmt: skip
-                if split:
+                if recurrence == DENSE and split:
                     copy_blocks(dxp_t[b], n, 0, dxp[t, b], H, u0, n)
                     copy_blocks(dhp_t[b], n, 0, dhp[t, b], H, u0, n)
                 if recurrence == DIAGONAL:
