@@ -9,6 +9,8 @@ reverse one, so time t reads h[t + reverse] and writes h[t + 1 - reverse].
 
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
+
 from .cells import DENSE, DIAGONAL, Cell
 
 Array = Any  # a NumPy array (cpu) or a device array (cuda)
@@ -48,9 +50,11 @@ class Backend(Protocol):
         """Bytes a layer call over [T,B] of input_size features (at most) allocates
         beyond the arrays its shapes give (a library's workspace), for `rnnbench.memory`."""
 
-    def tapeless_step_nbytes(self, cell: Cell, B: int, H: int, dtype, parallel_scan: bool) -> int:
-        """Bytes per time step that a layer call with keep=False allocates (0 where
-        nothing it allocates grows with the steps)."""
+    def tapeless_step_nbytes(
+        self, cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool
+    ) -> int:
+        """Bytes per time step that a layer call over T steps with keep=False allocates
+        (0 where nothing it allocates grows with the steps)."""
 
     def to_host(self, a) -> Any:
         """A NumPy array for `a`."""
@@ -96,6 +100,13 @@ def final_state(tape: Tape, reverse: bool):
     """(h_n, c_n) of a layer-direction, each [B,H]; c_n is None without a cell state."""
     last = 0 if reverse else tape.h.shape[0] - 1
     return tape.h[last], (tape.c[last] if tape.c.size else None)
+
+
+def step_nbytes(cell: Cell, B: int, H: int, dtype) -> int:
+    """Bytes of one time step of a layer's input projection, states and saved
+    activations, kept for every step."""
+    per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
+    return B * H * per_unit * np.dtype(dtype).itemsize
 
 
 def rows(a):

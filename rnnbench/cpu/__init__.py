@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from ..backend import Tape, parameter_gradients, rows
+from ..backend import Tape, parameter_gradients, rows, step_nbytes
 from ..cells import DENSE, NONE, Cell
 from ..config import FUSED_MIN_ROWS, SPLIT_UNITS_BYTES
 from . import barrier, mkl, scan, threads
@@ -101,11 +101,6 @@ def _unit_bounds(H: int) -> list[tuple[int, int]]:
     return [(k * H // parties, (k + 1) * H // parties) for k in range(parties)]
 
 
-def _pack(b, B: int, transpose: bool) -> np.ndarray:
-    """`mkl.pack(b, B, transpose)`, b made C-contiguous first."""
-    return mkl.pack(np.ascontiguousarray(b), B, transpose)
-
-
 def _gates_of(a, H: int, u0: int, u1: int):
     """The columns (rows of a 2-D `a`) of units u0:u1 of each gate, together."""
     return np.concatenate([a[g : g + u1 - u0] for g in range(u0, a.shape[0], H)])
@@ -148,19 +143,16 @@ def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_sca
     """`Backend.tapeless_step_nbytes`: the input projection's (none where the loop computes
     it step by step), and the states' and saved activations' for the scan."""
     if parallel_scan:
-        per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
-    else:
-        per_unit = 0 if _fused(cell, T, B, H, dtype) else cell.gates
-    return B * H * per_unit * np.dtype(dtype).itemsize
+        return step_nbytes(cell, B, H, dtype)
+    return 0 if _fused(cell, T, B, H, dtype) else B * cell.gates * H * np.dtype(dtype).itemsize
 
 
-def _run_loop(cell: Cell, T: int, B: int, H: int, dtype, loop) -> None:
+def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:
     """loop(lo, hi, u0, u1, counts, me) on threads: blocks of rows, each with every unit,
-    or, where the units are split, every row on each thread's units, which meet at a
-    barrier."""
-    if _splits_units(cell, B, H, dtype):
-        counts = barrier.progress(threads.THREADS)
-        bounds = _unit_bounds(H)
+    or, where the units are split (`bounds`: each thread's units, else None), every row
+    on each thread's units, which meet at a barrier."""
+    if bounds:
+        counts = barrier.progress(len(bounds))
         threads.together(lambda k: loop(0, B, *bounds[k], counts, k), len(bounds))
     else:
         no_counts = np.empty(0, np.int32)
@@ -203,21 +195,16 @@ def layer_forward(
     product = step_product(cell, B, H)
     w_hh, w_hh_t = _recurrent_weight(cell, params, product)
     b_ih, b_hh = params["bias_ih"], params.get("bias_hh", _empty(dtype))
-    packed_ih = _pack(params["weight_ih"], B, True) if fused else _no_pack()
+    packed_ih = mkl.pack(params["weight_ih"], B, True) if fused else _no_pack()
     scratch = np.empty(GH * B, dtype)
-    if _splits_units(cell, B, H, dtype):  # each thread's units' gates together
-        gates = [_gates_of(w_hh, H, u0, u1) for u0, u1 in _unit_bounds(H)]
-        packs = [_pack(w, B, True) for w in gates]
-        biases = [_gates_of(b_hh, H, u0, u1) for u0, u1 in _unit_bounds(H)]
-        buffers = [
-            [
-                np.empty((B, size * (u1 - u0)), dtype)
-                for size in (cell.gates, cell.gates, cell.saved)
-            ]
-            for u0, u1 in _unit_bounds(H)
-        ]
+    bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else None
+    if bounds:  # each thread's units' gates together
+        packs = [mkl.pack(_gates_of(w_hh, H, u0, u1), B, True) for u0, u1 in bounds]
+        biases = [_gates_of(b_hh, H, u0, u1) for u0, u1 in bounds]
+        sizes = (cell.gates, cell.gates, cell.saved)
+        buffers = [[np.empty((B, k * (u1 - u0)), dtype) for k in sizes] for u0, u1 in bounds]
     else:  # one W_hh^T for every block of rows
-        packs = [_pack(w_hh, B, True) if _takes_packed(cell, B, H) else _no_pack()]
+        packs = [mkl.pack(w_hh, B, True) if _takes_packed(cell, B, H) else _no_pack()]
         biases = [b_hh]
         buffers = [[np.zeros((B, GH), dtype), np.empty((B, 0), dtype), np.empty((B, 0), dtype)]]
 
@@ -229,7 +216,7 @@ def layer_forward(
             out, out_offset,
         )  # fmt: skip
 
-    _run_loop(cell, T, B, H, dtype, loop)
+    _run_loop(cell, T, B, H, bounds, loop)
     if keep:
         return Tape(x, h, c, saved, False)
     return Tape(x, h[last : last + 1], c[last : last + 1], saved, False)
@@ -257,11 +244,12 @@ def layer_backward(
         w_hh, w_hh_t = _recurrent_weight(cell, params, product)
         scratch = np.empty(H * B, dtype)
         G, S = cell.gates, cell.saved
-        if _splits_units(cell, B, H, dtype):  # W_hh's columns of each thread's units
-            packs = [_pack(w_hh[:, u0:u1], B, False) for u0, u1 in _unit_bounds(H)]
-            units = [u1 - u0 for u0, u1 in _unit_bounds(H)]
+        bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else None
+        if bounds:  # W_hh's columns of each thread's units
+            packs = [mkl.pack(w_hh[:, u0:u1], B, False) for u0, u1 in bounds]
+            units = [u1 - u0 for u0, u1 in bounds]
         else:
-            packs = [_pack(w_hh, B, False) if _takes_packed(cell, B, H) else _no_pack()]
+            packs = [mkl.pack(w_hh, B, False) if _takes_packed(cell, B, H) else _no_pack()]
             units = [0]
         buffers = [[np.empty((B, size * n), dtype) for size in (S, G, G)] for n in units]
 
@@ -271,7 +259,7 @@ def layer_backward(
                 tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, *buffers[me], scratch,
             )  # fmt: skip
 
-        _run_loop(cell, T, B, H, dtype, loop)
+        _run_loop(cell, T, B, H, bounds, loop)
     grads = parameter_gradients(sys.modules[__name__], cell, params, tape, reverse, dxp, dhp, dx)
     dh0 = dh[T if reverse else 0]
     return grads, dh, dh0, (dc if cell.has_cell_state else None)

@@ -177,10 +177,11 @@ def _forward_loop(cell: Cell, forward_units):
         unit (u0:u1 = 0:H), with `counts` empty. Units meet at every step's
         product: threads that split the units each run every row, thread `me` of
         those sharing `barrier.progress` counts, and wait for each other before
-        each step. Such a thread (MKL only) keeps its units' gates together: packed,
-        packed_ih, b_ih, b_hh and h_proj: [B,G*n] hold its n = u1 - u0 units' columns
-        of each gate, xp_units: [B,G*n] and saved_units: [B,S*n] its part of x_proj
-        and saved, so that its gate math runs as a cell of n units.
+        each step. Such a thread (MKL only, x_proj projected first: no packed_ih)
+        keeps its units' gates together: packed, b_hh and h_proj: [B,G*n] hold its
+        n = u1 - u0 units' columns of each gate, xp_units: [B,G*n] and saved_units:
+        [B,S*n] its part of x_proj and saved, so that its gate math runs as a cell of
+        n units.
         """
         T = x.shape[0]
         H = h.shape[2]
@@ -193,7 +194,8 @@ def _forward_loop(cell: Cell, forward_units):
         for s in range(T):
             t = T - 1 - s if reverse else s
             prev, new = (t + reverse) % h.shape[0], (t + 1 - reverse) % h.shape[0]
-            xp, sv = x_proj[t % x_proj.shape[0]], saved[t % saved.shape[0]]
+            xp, saved_t = x_proj[t % x_proj.shape[0]], saved[t % saved.shape[0]]
+            sv = saved_t
             if recurrence == DENSE and split:  # other cells never split: not compiled
                 barrier.wait_for(counts, s)  # every unit of h[prev] written
                 if not fused:
@@ -218,7 +220,7 @@ def _forward_loop(cell: Cell, forward_units):
                     out[t, b, out_offset + u0 : out_offset + u1],
                 )  # fmt: skip
                 if recurrence == DENSE and split:
-                    copy_blocks(sv[b], n, 0, saved[t % saved.shape[0], b], H, u0, n)
+                    copy_blocks(sv[b], n, 0, saved_t[b], H, u0, n)
             if recurrence == DENSE and split:
                 barrier.arrive(counts, me, s + 1)
 

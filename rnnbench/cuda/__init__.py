@@ -17,7 +17,7 @@ try:
 except ImportError as error:
     raise ImportError("backend='cuda' needs numba-cuda: pip install 'numba-cuda[cu13]'") from error
 
-from ..backend import Tape, parameter_gradients, rows
+from ..backend import Tape, parameter_gradients, rows, step_nbytes
 from ..cells import DENSE, DIAGONAL, NONE, Cell
 from .kernels import kernel
 from .threads import THREADS, TILE, launch
@@ -80,8 +80,7 @@ def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size
 def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
     """`Backend.tapeless_step_nbytes`: the input projection, states and saved activations
     (the CUDA layers keep every step)."""
-    per_unit = cell.gates + cell.saved + 1 + int(cell.has_cell_state)
-    return B * H * per_unit * np.dtype(dtype).itemsize
+    return step_nbytes(cell, B, H, dtype)
 
 
 def to_host(a) -> np.ndarray:
