@@ -47,12 +47,19 @@ GATE_FLOPS = 32
 # many floating-point operations is split into blocks of rows on threads;
 # below it, handing blocks to threads costs more than it saves.
 PARALLEL_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_FLOPS", "10000000"))
-# Where oneMKL multiplies a time loop's steps and its blocks of rows run on every
-# thread, with at least this many rows each, each step's input product runs in
-# the loop too (packed). One core's packed product of 1, 2, 4 and 8 rows (K=256,
-# N=1024) reached 82, 143, 208 and 228 GFLOP/s; one OpenBLAS product of all steps
-# on 2 threads 324-390.
-FUSED_MIN_ROWS = int(os.environ.get("RNNBENCH_FUSED_MIN_ROWS", "4"))
+# Where oneMKL multiplies a DENSE cell's time steps and its threads each take at least
+# this many rows (blocks of rows on every thread, or every row where they split the
+# units), each thread computes its rows' input products W_ih x_t in the loop too, in
+# chunks of steps: one core's packed product of 1, 2, 4 and 8 rows (K=256, N=1024)
+# reached 82, 143, 208 and 228 GFLOP/s; one OpenBLAS product of all steps on 2 threads
+# 324-390, which then goes through memory.
+LOOP_PROJECTION_MIN_ROWS = int(os.environ.get("RNNBENCH_LOOP_PROJECTION_MIN_ROWS", "4"))
+# Bytes of input products a thread computes at once (a chunk of steps), before the
+# recurrent steps that read them: step by step, the two packed weights crowd one
+# core's L2; in chunks each stays there while it is used. LSTM, H=256, 8 rows, one
+# core, products and gate math: 58.7 us per step a step at a time, 48.1 in chunks
+# of 4 steps, 45.6-46.4 in chunks of 16-32 (0.5-1 MiB).
+PROJECTION_CHUNK_BYTES = int(os.environ.get("RNNBENCH_PROJECTION_CHUNK_BYTES", str(2**20)))
 # Where oneMKL multiplies a DENSE cell's steps and W_hh has more bytes than this
 # (one core's L2 here), the time loop's threads split the hidden units rather than
 # the rows, so each streams its part of W_hh from its own L2, not all of it from

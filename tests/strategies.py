@@ -135,13 +135,14 @@ EDGE_CASES = (
 )
 
 
-def with_edge_cases(**fixed):
+def with_edge_cases(arguments=None, **fixed):
     """Pin `EDGE_CASES` as explicit examples of a test drawing `case`, with `fixed` fields
-    replaced where the test draws only some configurations (say bidirectional=True)."""
+    replaced where the test draws only some configurations (say bidirectional=True), and
+    `arguments` (a dict) for the other arguments it draws."""
 
     def decorate(test):
         for case in EDGE_CASES:
-            test = example(case=case._replace(**fixed))(test)
+            test = example(case=case._replace(**fixed), **(arguments or {}))(test)
         return test
 
     return decorate

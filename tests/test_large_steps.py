@@ -2,7 +2,8 @@
 installed, else OpenBLAS; batch rows in blocks on threads) against its small-step path
 (compiled loops, one thread), which the other tests' small shapes take. Every large-step
 path runs here wherever oneMKL loads (as in `make test`): see LARGE_PATHS, forced through
-`rnnbench.config`'s FUSED_MIN_ROWS and SPLIT_UNITS_BYTES.
+`rnnbench.config`'s LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES and
+SPLIT_UNITS_BYTES.
 
 The paths are forced through the backend's thresholds, `rnnbench.cpu.loops.LARGE_STEP_FLOPS` and
 `rnnbench.cpu.threads.PARALLEL_FLOPS`, with more threads than batch rows allow, so every
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from checks import FLOAT32, SAME_MATH, assert_close
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import ARCHS, cases, parts, scaled, with_edge_cases
 
 import rnnbench
@@ -25,18 +27,23 @@ import rnnbench.cpu
 from rnnbench.cpu import mkl
 
 SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
-# oneMKL with the rows split over threads, each step's input product in the loop
-# (fused) or projected first; oneMKL with the hidden units split over threads, which
-# meet at a barrier at each step; OpenBLAS.
-LARGE_PATHS = ["mkl fused", "mkl", "mkl units", "openblas"] if mkl.AVAILABLE else ["openblas"]
+# oneMKL with the rows split over threads, or the hidden units (which meet at a
+# barrier at each step), each with the input products in the loop (in chunks of
+# steps) or projected first; OpenBLAS.
+MKL_PATHS = ["mkl in loop", "mkl", "mkl units in loop", "mkl units"]
+LARGE_PATHS = [*MKL_PATHS, "openblas"] if mkl.AVAILABLE else ["openblas"]
 
 
-def run(arch, case, dtype, threshold, path="openblas") -> dict:
-    """y, final state parts and gradients of one forward and backward of `case`."""
+def run(arch, case, dtype, threshold, path="openblas", chunk_bytes=0) -> dict:
+    """y, final state parts and gradients of one forward and backward of `case`; a loop
+    that projects the input does it in chunks of `chunk_bytes` (at least one step)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mkl, "AVAILABLE", path.startswith("mkl"))
-        patch.setattr(rnnbench.cpu, "FUSED_MIN_ROWS", 1 if path == "mkl fused" else math.inf)
-        patch.setattr(rnnbench.cpu, "SPLIT_UNITS_BYTES", 0 if path == "mkl units" else math.inf)
+        in_loop = path.endswith("in loop")
+        patch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 1 if in_loop else math.inf)
+        patch.setattr(rnnbench.cpu, "PROJECTION_CHUNK_BYTES", chunk_bytes)
+        split = path.startswith("mkl units")
+        patch.setattr(rnnbench.cpu, "SPLIT_UNITS_BYTES", 0 if split else math.inf)
         patch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
@@ -58,11 +65,14 @@ def run(arch, case, dtype, threshold, path="openblas") -> dict:
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @scaled(0.5)
-@given(case=cases(max_len=6, min_batch=2, max_batch=5, max_size=6))
-@with_edge_cases()
-def test_large_steps_give_the_results_of_small_steps(arch, dtype, path, case):
+@given(
+    case=cases(max_len=6, min_batch=2, max_batch=5, max_size=6),
+    chunk_bytes=st.integers(0, 4096),  # a step is at most 5 rows of 4*6 gates of 8 bytes
+)
+@with_edge_cases({"chunk_bytes": 0})
+def test_large_steps_give_the_results_of_small_steps(arch, dtype, path, case, chunk_bytes):
     small = run(arch, case, dtype, SMALL)
-    large = run(arch, case, dtype, LARGE, path)
+    large = run(arch, case, dtype, LARGE, path, chunk_bytes)
     assert small.keys() == large.keys()
     for key, value in small.items():
         assert large[key].dtype == dtype, key

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..backend import Tape, parameter_gradients, rows, step_nbytes
 from ..cells import DENSE, NONE, Cell
-from ..config import FUSED_MIN_ROWS, SPLIT_UNITS_BYTES
+from ..config import LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES, SPLIT_UNITS_BYTES
 from . import barrier, mkl, scan, threads
 from .loops import MKL, loop_flops, step_product, time_loops
 from .memory import free_memory  # noqa: F401  (a Backend function)
@@ -81,18 +81,30 @@ def _splits_units(cell: Cell, B: int, H: int, dtype) -> bool:
     )
 
 
-def _fused(cell: Cell, T: int, B: int, H: int, dtype) -> bool:
-    """Whether the time loop computes each step's input product itself (see
-    config.FUSED_MIN_ROWS): its blocks of rows, on every thread they can take, multiply
-    by packed weights."""
+def _thread_rows(cell: Cell, T: int, B: int, H: int, dtype) -> int | None:
+    """Rows each of the time loop's threads takes, where its blocks of rows (or its unit
+    split) fill every thread; else None."""
+    if _splits_units(cell, B, H, dtype):
+        return B
     blocks = threads.block_count(B, loop_flops(cell, T, B, H))
-    every_thread = blocks == min(threads.THREADS, B)
-    return (
-        _takes_packed(cell, B, H)
-        and not _splits_units(cell, B, H, dtype)
-        and every_thread
-        and B // blocks >= FUSED_MIN_ROWS
-    )
+    return -(-B // blocks) if blocks == min(threads.THREADS, B) else None
+
+
+def _projects_in_loop(cell: Cell, T: int, B: int, H: int, dtype) -> bool:
+    """Whether the time loop's threads compute their rows' input products themselves, in
+    chunks of steps (see config.LOOP_PROJECTION_MIN_ROWS), rather than one product of
+    every step first."""
+    rows = _thread_rows(cell, T, B, H, dtype)
+    return _takes_packed(cell, B, H) and rows is not None and rows >= LOOP_PROJECTION_MIN_ROWS
+
+
+def _chunk_steps(cell: Cell, T: int, B: int, H: int, dtype) -> int:
+    """Steps of input products a thread computes at once in the loop: at most
+    config.PROJECTION_CHUNK_BYTES of its rows' gates, at least 1, at most T."""
+    split = _splits_units(cell, B, H, dtype)
+    units = max(u1 - u0 for u0, u1 in _unit_bounds(H)) if split else H
+    step = _thread_rows(cell, T, B, H, dtype) * cell.gates * units * np.dtype(dtype).itemsize
+    return max(1, min(T, PROJECTION_CHUNK_BYTES // step))
 
 
 def _unit_bounds(H: int) -> list[tuple[int, int]]:
@@ -122,29 +134,34 @@ def _recurrent_weight(cell: Cell, params: dict, product: int):
 
 def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
     """`Backend.layer_workspace_nbytes`: oneMKL's packed weights, several MiB each even
-    for a small H: the forward's W_ih^T (where the loop takes it) and W_hh^T (for
-    each thread its units' gates where they are split), or the backward's W_hh (each
-    thread's units' columns)."""
+    for a small H: the forward's W_ih^T (where the loop projects the input) and W_hh^T
+    (for each thread its units' gates where they are split), or the backward's W_hh
+    (each thread's units' columns)."""
     if not _takes_packed(cell, B, H):
         return 0
     G, GH = cell.gates, cell.gates * H
     if _splits_units(cell, B, H, dtype):
         n = max(u1 - u0 for u0, u1 in _unit_bounds(H))
-        parties, forward_shape, backward_shape = threads.THREADS, (H, G * n), (GH, n)
+        parties, forward_shapes, backward_shape = threads.THREADS, [(H, G * n)], (GH, n)
+        input_shape = (input_size, G * n)
     else:
-        parties, forward_shape, backward_shape = 1, (H, GH), (GH, H)
-    forward = parties * mkl.packed_nbytes(forward_shape, B, dtype)
-    if _fused(cell, T, B, H, dtype):
-        forward += mkl.packed_nbytes((input_size, GH), B, dtype)
+        parties, forward_shapes, backward_shape = 1, [(H, GH)], (GH, H)
+        input_shape = (input_size, GH)
+    if _projects_in_loop(cell, T, B, H, dtype):
+        forward_shapes.append(input_shape)
+    forward = parties * sum(mkl.packed_nbytes(shape, B, dtype) for shape in forward_shapes)
     return max(forward, parties * mkl.packed_nbytes(backward_shape, B, dtype))
 
 
 def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
-    """`Backend.tapeless_step_nbytes`: the input projection's (none where the loop computes
-    it step by step), and the states' and saved activations' for the scan."""
+    """`Backend.tapeless_step_nbytes`: the input projection's (none where the loop
+    projects the input, in chunks of a fixed size), and the states' and saved
+    activations' for the scan."""
     if parallel_scan:
         return step_nbytes(cell, B, H, dtype)
-    return 0 if _fused(cell, T, B, H, dtype) else B * cell.gates * H * np.dtype(dtype).itemsize
+    if _projects_in_loop(cell, T, B, H, dtype):
+        return 0
+    return B * cell.gates * H * np.dtype(dtype).itemsize
 
 
 def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:
@@ -166,19 +183,20 @@ def layer_forward(
 ) -> Tape:  # fmt: skip
     """`Backend.layer_forward`: x projected by BLAS, then the time loop or the scan.
 
-    Where oneMKL multiplies the steps and blocks of rows fill the threads, each step's
-    input product is computed in the loop too, on the rows' own thread, so the
-    projection never goes through memory. Without `keep` the loop's states and saved
-    activations are rings of 2 and 1 steps, which stay in cache (the Tape then holds
-    the final state only).
+    Where oneMKL multiplies the steps and the loop's threads each take enough rows
+    (`_projects_in_loop`), each thread computes its rows' input products in the loop
+    instead, a chunk of steps at a time (`_chunk_steps`), so the projection never
+    goes through memory. Without `keep` the loop's states and saved activations are
+    rings of 2 and 1 steps, which stay in cache (the Tape then holds the final state
+    only).
     """
     T, B, _ = x.shape
     H = h0.shape[1]
     dtype = x.dtype
     GH = cell.gates * H
-    fused = not parallel_scan and _fused(cell, T, B, H, dtype)
-    x_proj = np.empty((1 if fused else T, B, GH), dtype)
-    if not fused:
+    in_loop = not parallel_scan and _projects_in_loop(cell, T, B, H, dtype)
+    if not in_loop:
+        x_proj = np.empty((T, B, GH), dtype)
         matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
     steps = T if keep or parallel_scan else 1
     h = np.empty((steps + 1, B, H), dtype)
@@ -193,30 +211,41 @@ def layer_forward(
         return Tape(x, h, c, saved, True)
     forward, _ = time_loops(cell)
     product = step_product(cell, B, H)
+    w_ih, b_ih = params["weight_ih"], params["bias_ih"]
     w_hh, w_hh_t = _recurrent_weight(cell, params, product)
-    b_ih, b_hh = params["bias_ih"], params.get("bias_hh", _empty(dtype))
-    packed_ih = mkl.pack(params["weight_ih"], B, True) if fused else _no_pack()
+    b_hh = params.get("bias_hh", _empty(dtype))
+    chunk = _chunk_steps(cell, T, B, H, dtype) if in_loop else 0
     scratch = np.empty(GH * B, dtype)
-    bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else None
-    if bounds:  # each thread's units' gates together
-        packs = [mkl.pack(_gates_of(w_hh, H, u0, u1), B, True) for u0, u1 in bounds]
-        biases = [_gates_of(b_hh, H, u0, u1) for u0, u1 in bounds]
-        sizes = (cell.gates, cell.gates, cell.saved)
-        buffers = [[np.empty((B, k * (u1 - u0)), dtype) for k in sizes] for u0, u1 in bounds]
-    else:  # one W_hh^T for every block of rows
-        packs = [mkl.pack(w_hh, B, True) if _takes_packed(cell, B, H) else _no_pack()]
-        biases = [b_hh]
-        buffers = [[np.zeros((B, GH), dtype), np.empty((B, 0), dtype), np.empty((B, 0), dtype)]]
+    bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else [(0, H)]
+    split = len(bounds) > 1
+
+    def thread_part(u0, u1):
+        """A thread's packed weights, biases and buffers: where the units are split, its
+        units' gates together; else one part for every block of rows."""
+        gates = (lambda a: _gates_of(a, H, u0, u1)) if split else (lambda a: a)
+        G_n, S_n = cell.gates * (u1 - u0), cell.saved * (u1 - u0)
+        return (
+            mkl.pack(gates(w_ih), B, True) if in_loop else _no_pack(),
+            gates(b_ih),
+            np.empty((chunk, B, G_n), dtype) if in_loop else x_proj,
+            mkl.pack(gates(w_hh), B, True) if _takes_packed(cell, B, H) else _no_pack(),
+            gates(b_hh),
+            np.zeros((B, G_n), dtype),  # h_proj
+            np.empty((B, G_n if split and not in_loop else 0), dtype),  # xp_units
+            np.empty((B, S_n if split else 0), dtype),  # saved_units
+        )
+
+    per_thread = [thread_part(u0, u1) for u0, u1 in bounds]
 
     def loop(lo, hi, u0, u1, counts, me):
-        h_proj, xp_units, saved_units = buffers[me]
+        packed_ih, b_ih, x_proj, packed, b_hh, h_proj, xp_units, saved_units = per_thread[me]
         forward(
             reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj, w_hh,
-            w_hh_t, packs[me], biases[me], h, c, saved, h_proj, xp_units, saved_units, scratch,
-            out, out_offset,
+            w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, scratch, out,
+            out_offset,
         )  # fmt: skip
 
-    _run_loop(cell, T, B, H, bounds, loop)
+    _run_loop(cell, T, B, H, bounds if split else None, loop)
     if keep:
         return Tape(x, h, c, saved, False)
     return Tape(x, h[last : last + 1], c[last : last + 1], saved, False)

@@ -163,7 +163,8 @@ def _forward_loop(cell: Cell, forward_units):
         rows lo:hi and hidden units u0:u1 of them.
 
         x: [T,B,I] the layer's input   x_proj: [T,B,G*H] W_ih x + b_ih, or, with
-        packed_ih, [1,B,G*H] where each step's W_ih x_t + b_ih is computed
+        packed_ih, a chunk [C,B,G*n] that the loop fills with the next C steps' W_ih x_t
+        + b_ih every C steps (its rows lo:hi; n units, below)
         w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)   w_hh_t: [H,G*H] W_hh transposed
         (DENSE)   h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
         saved: [T,B,S*H] (h and c of 2 steps and saved of 1 are rings, for a forward
@@ -177,16 +178,17 @@ def _forward_loop(cell: Cell, forward_units):
         unit (u0:u1 = 0:H), with `counts` empty. Units meet at every step's
         product: threads that split the units each run every row, thread `me` of
         those sharing `barrier.progress` counts, and wait for each other before
-        each step. Such a thread (MKL only, x_proj projected first: no packed_ih)
-        keeps its units' gates together: packed, b_hh and h_proj: [B,G*n] hold its
-        n = u1 - u0 units' columns of each gate, xp_units: [B,G*n] and saved_units:
-        [B,S*n] its part of x_proj and saved, so that its gate math runs as a cell of
-        n units.
+        each step. Such a thread (MKL only) keeps its units' gates together:
+        packed, packed_ih, b_ih, b_hh, h_proj: [B,G*n] and the chunk x_proj hold its
+        n = u1 - u0 units' columns of each gate, saved_units: [B,S*n] its part of
+        saved (and, with x_proj projected first, xp_units: [B,G*n] its part of each
+        step's), so that its gate math runs as a cell of n units.
         """
         T = x.shape[0]
         H = h.shape[2]
         n = u1 - u0
-        fused = packed_ih.size > 0
+        in_loop = packed_ih.size > 0
+        chunk = x_proj.shape[0]
         split = counts.size > 0
         rows_proj = h_proj[lo:hi]
         GH = rows_proj.shape[1]
@@ -194,17 +196,23 @@ def _forward_loop(cell: Cell, forward_units):
         for s in range(T):
             t = T - 1 - s if reverse else s
             prev, new = (t + reverse) % h.shape[0], (t + 1 - reverse) % h.shape[0]
-            xp, saved_t = x_proj[t % x_proj.shape[0]], saved[t % saved.shape[0]]
+            if recurrence == DENSE and in_loop and s % chunk == 0:
+                for k in range(min(chunk, T - s)):
+                    rows = x_proj[k, lo:hi]
+                    rows[:] = b_ih
+                    packed_accumulate(
+                        x[T - 1 - s - k if reverse else s + k, lo:hi], packed_ih, rows
+                    )
+            xp = x_proj[s % chunk] if in_loop else x_proj[t]
+            saved_t = saved[t % saved.shape[0]]
             sv = saved_t
             if recurrence == DENSE and split:  # other cells never split: not compiled
                 barrier.wait_for(counts, s)  # every unit of h[prev] written
-                if not fused:
+                if not in_loop:
                     for b in range(lo, hi):
                         copy_blocks(xp[b], H, u0, xp_units[b], n, 0, n)
-                xp, sv = xp_units, saved_units
-            if recurrence == DENSE and fused:
-                xp[lo:hi] = b_ih
-                packed_accumulate(x[t, lo:hi], packed_ih, xp[lo:hi])
+                    xp = xp_units
+                sv = saved_units
             if recurrence == DENSE:
                 rows_proj[:] = b_hh
                 matmul_transposed_accumulate(
