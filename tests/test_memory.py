@@ -12,6 +12,7 @@ import rnnbench
 import rnnbench.cpu
 from rnnbench import memory
 from rnnbench.cpu import memory as cpu_memory
+from rnnbench.cpu import workspace
 
 T, B, I, H = 64, 32, 64, 32  # noqa: E741
 STACKS = [(1, False), (2, True)]  # (num_layers, bidirectional)
@@ -24,8 +25,11 @@ def model_and_arrays(arch, num_layers=2, bidirectional=True):
     return model, x, dy
 
 
-def peak_bytes(run) -> int:
-    """Largest bytes allocated at once (NumPy's arrays included) while `run()` ran."""
+def peak_bytes(run, release: bool = True) -> int:
+    """Largest bytes allocated at once (NumPy's arrays included) while `run()` ran; with
+    `release`, no buffer held for reuse before it (`rnnbench.cpu.workspace`)."""
+    if release:
+        workspace.release()
     tracemalloc.start()
     try:
         run()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import rnnbench
-from rnnbench.cpu import threads
+from rnnbench.cpu import mkl, threads
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ FORK_WHILE_TRAINING = """
 import faulthandler, os, threading, time
 import numpy as np
 import rnnbench
-from rnnbench.cpu import threads
+from rnnbench.cpu import mkl, threads
 
 x = np.random.default_rng(0).standard_normal((200, 16, 64))
 dy = np.ones((200, 16, 64))
@@ -204,3 +204,28 @@ def test_calls_that_wait_for_each_other_all_run(monkeypatch):
 
     in_threads(group, 2)
     assert not errors
+
+
+@pytest.mark.skipif(not mkl.SEQUENTIAL, reason="oneMKL's sequential layer is not loaded")
+def test_blas_is_limited_only_where_a_layer_calls_it(split_everything, monkeypatch):
+    """A forward whose loop projects the input calls oneMKL alone, on the calling thread:
+    it leaves the process-wide BLAS limit (and its thread hand-offs) alone; a forward
+    that projects first, and every backward, set it."""
+    limited = []
+    limit = threads.one_blas_thread
+
+    def recorded():
+        limited.append(True)
+        return limit()
+
+    monkeypatch.setattr(rnnbench.cpu, "one_blas_thread", recorded)
+    monkeypatch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", 0)  # oneMKL's products
+    model = rnnbench.RNN("lstm", 8, 16, seed=0)
+    x = np.ones((4, 6, 8), np.float32)  # 2 rows on each of 3 threads
+    monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 2)
+    model.forward(x)
+    model.forward(x, grad=False)
+    assert not limited
+    monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 3)
+    model.forward(x)
+    assert len(limited) == 1

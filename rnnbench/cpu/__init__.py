@@ -6,6 +6,8 @@ Every function takes and returns NumPy arrays. Here: the layer drivers; in
 the thread blocks and BLAS they run on.
 """
 
+import contextlib
+import functools
 import sys
 
 import numpy as np
@@ -13,7 +15,7 @@ import numpy as np
 from ..backend import Tape, parameter_gradients, rows, step_nbytes
 from ..cells import DENSE, NONE, Cell
 from ..config import LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES, SPLIT_UNITS_BYTES
-from . import barrier, mkl, scan, threads
+from . import barrier, mkl, scan, threads, workspace
 from .loops import MKL, loop_flops, step_product, time_loops
 from .memory import free_memory  # noqa: F401  (a Backend function)
 from .threads import in_blocks, matmul, matmul_transposed_left, one_blas_thread
@@ -122,6 +124,18 @@ def _no_pack() -> np.ndarray:
     return np.empty(0, np.uint8)
 
 
+def _pack(role: str, b, rows: int, transpose: bool = False) -> np.ndarray:
+    """`mkl.pack` into the calling thread's reusable buffer for `role` (see `workspace`)."""
+    shape = b.shape[::-1] if transpose else b.shape
+    out = workspace.empty(role, (mkl.packed_nbytes(shape, rows, b.dtype),), np.uint8)
+    return mkl.pack(b, rows, transpose, out)
+
+
+def _buffer(k: int, name: str, shape, dtype) -> np.ndarray:
+    """Thread k's reusable buffer `name` of a time loop (see `workspace`)."""
+    return workspace.empty(f"{name} {k}", shape, dtype)
+
+
 def _recurrent_weight(cell: Cell, params: dict, product: int):
     """(W_hh, W_hh transposed), C-contiguous; the transpose only where a DENSE cell's
     product takes it (not oneMKL's, which packs W_hh)."""
@@ -176,7 +190,6 @@ def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:
         in_blocks(lambda lo, hi: loop(lo, hi, 0, H, no_counts, 0), B, loop_flops(cell, T, B, H))
 
 
-@one_blas_thread
 def layer_forward(
     cell: Cell, params: dict, x, h0, c0, reverse: bool, out, out_offset: int,
     parallel_scan: bool = False, keep: bool = True,
@@ -195,63 +208,67 @@ def layer_forward(
     dtype = x.dtype
     GH = cell.gates * H
     in_loop = not parallel_scan and _projects_in_loop(cell, T, B, H, dtype)
-    if not in_loop:
-        x_proj = np.empty((T, B, GH), dtype)
-        matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
-    steps = T if keep or parallel_scan else 1
-    h = np.empty((steps + 1, B, H), dtype)
-    first, last = (T % h.shape[0], 0) if reverse else (0, T % h.shape[0])
-    h[first] = h0
-    c = np.empty((steps + 1, B, H if cell.has_cell_state else 0), dtype)
-    if cell.has_cell_state:
-        c[first] = c0
-    saved = np.empty((steps, B, cell.saved * H), dtype)
-    if parallel_scan:
-        scan.forward(cell, reverse, x_proj, h, saved, out, out_offset)
-        return Tape(x, h, c, saved, True)
-    forward, _ = time_loops(cell)
-    product = step_product(cell, B, H)
-    w_ih, b_ih = params["weight_ih"], params["bias_ih"]
-    w_hh, w_hh_t = _recurrent_weight(cell, params, product)
-    b_hh = params.get("bias_hh", _empty(dtype))
-    chunk = _chunk_steps(cell, T, B, H, dtype) if in_loop else 0
-    scratch = np.empty(GH * B, dtype)
-    bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else [(0, H)]
-    split = len(bounds) > 1
+    # Without BLAS calls (oneMKL's sequential products in the loop alone), no limit.
+    with contextlib.nullcontext() if in_loop and mkl.SEQUENTIAL else one_blas_thread():
+        if not in_loop:
+            x_proj = np.empty((T, B, GH), dtype)
+            matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
+        steps = T if keep or parallel_scan else 1
+        h = np.empty((steps + 1, B, H), dtype)
+        first, last = (T % h.shape[0], 0) if reverse else (0, T % h.shape[0])
+        h[first] = h0
+        c = np.empty((steps + 1, B, H if cell.has_cell_state else 0), dtype)
+        if cell.has_cell_state:
+            c[first] = c0
+        saved = np.empty((steps, B, cell.saved * H), dtype)
+        if parallel_scan:
+            scan.forward(cell, reverse, x_proj, h, saved, out, out_offset)
+            return Tape(x, h, c, saved, True)
+        forward, _ = time_loops(cell)
+        product = step_product(cell, B, H)
+        w_ih, b_ih = params["weight_ih"], params["bias_ih"]
+        w_hh, w_hh_t = _recurrent_weight(cell, params, product)
+        b_hh = params.get("bias_hh", _empty(dtype))
+        chunk = _chunk_steps(cell, T, B, H, dtype) if in_loop else 0
+        scratch = workspace.empty("forward scratch", (GH * B,), dtype)
+        bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else [(0, H)]
+        split = len(bounds) > 1
+        packs = _takes_packed(cell, B, H)
 
-    def thread_part(u0, u1):
-        """A thread's packed weights, biases and buffers: where the units are split, its
-        units' gates together; else one part for every block of rows."""
-        gates = (lambda a: _gates_of(a, H, u0, u1)) if split else (lambda a: a)
-        G_n, S_n = cell.gates * (u1 - u0), cell.saved * (u1 - u0)
-        return (
-            mkl.pack(gates(w_ih), B, True) if in_loop else _no_pack(),
-            gates(b_ih),
-            np.empty((chunk, B, G_n), dtype) if in_loop else x_proj,
-            mkl.pack(gates(w_hh), B, True) if _takes_packed(cell, B, H) else _no_pack(),
-            gates(b_hh),
-            np.zeros((B, G_n), dtype),  # h_proj
-            np.empty((B, G_n if split and not in_loop else 0), dtype),  # xp_units
-            np.empty((B, S_n if split else 0), dtype),  # saved_units
-        )
+        def thread_part(k, u0, u1):
+            """Thread k's packed weights, biases and buffers: where the units are split,
+            its units' gates together; else one part for every block of rows."""
+            gates = (lambda a: _gates_of(a, H, u0, u1)) if split else (lambda a: a)
+            G_n, S_n = cell.gates * (u1 - u0), cell.saved * (u1 - u0)
+            buffer = functools.partial(_buffer, k)
+            return (
+                _pack(f"W_ih {k}", gates(w_ih), B, True) if in_loop else _no_pack(),
+                gates(b_ih),
+                buffer("chunk", (chunk, B, G_n), dtype) if in_loop else x_proj,
+                _pack(f"W_hh^T {k}", gates(w_hh), B, True) if packs else _no_pack(),
+                gates(b_hh),
+                buffer("h_proj", (B, G_n), dtype),
+                buffer("xp_units", (B, G_n if split and not in_loop else 0), dtype),
+                buffer("saved_units", (B, S_n if split else 0), dtype),
+            )
 
-    per_thread = [thread_part(u0, u1) for u0, u1 in bounds]
+        per_thread = [thread_part(k, u0, u1) for k, (u0, u1) in enumerate(bounds)]
 
-    def loop(lo, hi, u0, u1, counts, me):
-        packed_ih, b_ih, x_proj, packed, b_hh, h_proj, xp_units, saved_units = per_thread[me]
-        forward(
-            reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj, w_hh,
-            w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, scratch, out,
-            out_offset,
-        )  # fmt: skip
+        def loop(lo, hi, u0, u1, counts, me):
+            packed_ih, b_ih, x_proj, packed, b_hh, h_proj, xp_units, saved_units = per_thread[me]
+            forward(
+                reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj, w_hh,
+                w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, scratch, out,
+                out_offset,
+            )  # fmt: skip
 
-    _run_loop(cell, T, B, H, bounds if split else None, loop)
-    if keep:
-        return Tape(x, h, c, saved, False)
-    return Tape(x, h[last : last + 1], c[last : last + 1], saved, False)
+        _run_loop(cell, T, B, H, bounds if split else None, loop)
+        if keep:
+            return Tape(x, h, c, saved, False)
+        return Tape(x, h[last : last + 1], c[last : last + 1], saved, False)
 
 
-@one_blas_thread
+@one_blas_thread()
 def layer_backward(
     cell: Cell, params: dict, tape: Tape, reverse: bool, dy, dy_offset: int, dh_n, dc_n, dx
 ):
@@ -271,16 +288,20 @@ def layer_backward(
         _, backward = time_loops(cell)
         product = step_product(cell, B, H)
         w_hh, w_hh_t = _recurrent_weight(cell, params, product)
-        scratch = np.empty(H * B, dtype)
+        scratch = workspace.empty("backward scratch", (H * B,), dtype)
         G, S = cell.gates, cell.saved
         bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else None
         if bounds:  # W_hh's columns of each thread's units
-            packs = [mkl.pack(w_hh[:, u0:u1], B, False) for u0, u1 in bounds]
+            packs = [_pack(f"W_hh {k}", w_hh[:, u0:u1], B) for k, (u0, u1) in enumerate(bounds)]
             units = [u1 - u0 for u0, u1 in bounds]
         else:
-            packs = [mkl.pack(w_hh, B, False) if _takes_packed(cell, B, H) else _no_pack()]
+            packs = [_pack("W_hh 0", w_hh, B) if _takes_packed(cell, B, H) else _no_pack()]
             units = [0]
-        buffers = [[np.empty((B, size * n), dtype) for size in (S, G, G)] for n in units]
+        names = (("saved_units", S), ("dxp_units", G), ("dhp_units", G))
+        buffers = [
+            [_buffer(k, name, (B, size * n), dtype) for name, size in names]
+            for k, n in enumerate(units)
+        ]
 
         def loop(lo, hi, u0, u1, counts, me):
             backward(

@@ -7,6 +7,8 @@ import functools
 import os
 from pathlib import Path
 
+from . import workspace
+
 PROC_CGROUP = "/proc/self/cgroup"  # this process's cgroup in each hierarchy
 NO_LIMIT = 2**60  # cgroup v1 reports "no limit" as a number near 2^63
 # Where each cgroup version mounts its memory controller, and its files: the limit,
@@ -26,8 +28,11 @@ def free_memory(release: bool = False) -> tuple[int, str] | None:
     """(bytes, what they are): the least of the available RAM and the room under the
     limits of the process's memory cgroups; None where neither can be read.
 
-    `release` is for the protocol: the CPU backend holds no memory in reserve.
+    `release` first lets go of the buffers the layer calls keep for reuse
+    (`rnnbench.cpu.workspace`).
     """
+    if release:
+        workspace.release()
     known = [
         (available, where)
         for available, where in (

@@ -48,6 +48,9 @@ def _library() -> ctypes.CDLL | None:
 
 _LIBRARY = _library()
 AVAILABLE = _LIBRARY is not None
+# Whether oneMKL runs each call on the calling thread (as rnnbench sets unless the
+# user chose another layer): then its calls need no limit on BLAS threads.
+SEQUENTIAL = AVAILABLE and os.environ["MKL_THREADING_LAYER"].upper() == "SEQUENTIAL"
 
 # Without oneMKL the compiled loops still name its functions (a branch they never
 # take), and LLVM must resolve every symbol it links: there they name a function
