@@ -245,3 +245,18 @@ def test_blas_is_limited_only_where_a_layer_calls_it(split_everything, monkeypat
     monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 3)
     model.forward(x)
     assert len(limited) == 1
+
+
+@pytest.mark.skipif(not mkl.AVAILABLE, reason="oneMKL (the mkl wheel) is not installed")
+@pytest.mark.parametrize("transpose", [False, True])
+def test_a_packed_matrix_with_strided_rows_multiplies_as_its_copy(transpose):
+    """mkl.pack takes rows with a stride as they are (a thread's columns of W_hh)."""
+    from rnnbench.cpu.loops import packed_accumulate
+
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal((8, 11)).astype(np.float32)
+    b = wide[:, 3:8]  # [8,5], rows 11 apart
+    a = rng.standard_normal((3, 5 if transpose else 8)).astype(np.float32)
+    out = np.zeros((3, 8 if transpose else 5), np.float32)
+    packed_accumulate(a, mkl.pack(b, 3, transpose), out)
+    np.testing.assert_allclose(out, a @ (b.T if transpose else b), rtol=1e-5, atol=1e-6)

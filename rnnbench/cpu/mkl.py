@@ -131,7 +131,8 @@ def pack(b: np.ndarray, rows: int, transpose: bool = False, out=None) -> np.ndar
     """
     if not AVAILABLE:
         return np.empty(0, np.uint8)
-    b = np.ascontiguousarray(b)
+    if b.strides[1] != b.itemsize or b.strides[0] < b.shape[1] * b.itemsize:
+        b = np.ascontiguousarray(b)  # else rows with a stride are packed as they are
     K, N = b.shape[::-1] if transpose else b.shape
     prefix, real = ("s", ctypes.c_float) if b.dtype == np.float32 else ("d", ctypes.c_double)
     nbytes = packed_nbytes((K, N), rows, b.dtype)
@@ -140,6 +141,6 @@ def pack(b: np.ndarray, rows: int, transpose: bool = False, out=None) -> np.ndar
         raise ValueError(f"out must be a contiguous uint8 array of {nbytes} bytes")
     getattr(_LIBRARY, f"cblas_{prefix}gemm_pack")(
         ROW_MAJOR, B_MATRIX, TRANS if transpose else NO_TRANS, rows, N, K, real(1.0),
-        b.ctypes.data, b.shape[1], packed.ctypes.data,
+        b.ctypes.data, b.strides[0] // b.itemsize, packed.ctypes.data,
     )  # fmt: skip
     return packed
