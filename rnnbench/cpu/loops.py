@@ -111,6 +111,16 @@ def matmul_transposed_accumulate(product, a, b, b_t, packed, out, scratch):
 
 
 @cpu_kernel
+def fill_rows(out, row):
+    """out[r] = row for each row r of out: [M,N] (a bias under a product that adds onto
+    it). Numba's broadcasting `out[:] = row` took 4 us a step more at 16 rows of an
+    LSTM's 512 gates (one core: 29 against 25 us a step)."""
+    for r in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[r, j] = row[j]
+
+
+@cpu_kernel
 def copy_blocks(src, src_stride, src_start, dst, dst_stride, dst_start, n):
     """dst[g*dst_stride + dst_start + j] = src[g*src_stride + src_start + j] for j < n
     and each block g of dst: a unit split's gates between the layer's layout [G*H]
@@ -199,7 +209,7 @@ def _forward_loop(cell: Cell, forward_units):
             if recurrence == DENSE and in_loop and s % chunk == 0:
                 for k in range(min(chunk, T - s)):
                     rows = x_proj[k, lo:hi]
-                    rows[:] = b_ih
+                    fill_rows(rows, b_ih)
                     packed_accumulate(
                         x[T - 1 - s - k if reverse else s + k, lo:hi], packed_ih, rows
                     )
@@ -214,7 +224,7 @@ def _forward_loop(cell: Cell, forward_units):
                     xp = xp_units
                 sv = saved_units
             if recurrence == DENSE:
-                rows_proj[:] = b_hh
+                fill_rows(rows_proj, b_hh)
                 matmul_transposed_accumulate(
                     product, h[prev, lo:hi], w_hh, w_hh_t, packed, rows_proj, rows_scratch
                 )
