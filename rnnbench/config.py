@@ -43,10 +43,13 @@ LARGE_STEP_FLOPS = int(os.environ.get("RNNBENCH_LARGE_STEP_FLOPS", "100000"))
 # FLOPs of a cell's pointwise gate math per gate and unit (a transcendental
 # counted as ~20), for the CPU's cost estimates below.
 GATE_FLOPS = 32
-# CPU work (a matrix product, a time loop with large steps) of at least this
-# many floating-point operations is split into blocks of rows on threads;
-# below it, handing blocks to threads costs more than it saves.
-PARALLEL_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_FLOPS", "10000000"))
+# CPU work (a matrix product, a time loop with large steps) is split into blocks of
+# rows on threads, one per this many floating-point operations: below it, handing
+# blocks to threads costs more than it saves. A block handed to an idle pool thread
+# cost 0.15-0.2 ms more than running it on the calling one (oneMKL's product of
+# [M,128] by [128,512] on one thread and two: M=200, 26 MFLOP, 0.13 and 0.19 ms;
+# M=400 0.25 and 0.26; M=800 0.49 and 0.38).
+PARALLEL_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_FLOPS", "50000000"))
 # Where oneMKL multiplies a DENSE cell's time steps and its threads each take at least
 # this many rows (blocks of rows on every thread, or every row where they split the
 # units), each thread computes its rows' input products W_ih x_t in the loop too, in

@@ -223,10 +223,10 @@ def test_calls_that_wait_for_each_other_all_run(monkeypatch):
 
 
 @pytest.mark.skipif(not mkl.SEQUENTIAL, reason="oneMKL's sequential layer is not loaded")
-def test_blas_is_limited_only_where_a_layer_calls_it(split_everything, monkeypatch):
-    """A forward whose loop projects the input calls oneMKL alone, on the calling thread:
-    it leaves the process-wide BLAS limit (and its thread hand-offs) alone; a forward
-    that projects first, and every backward, set it."""
+def test_blas_is_limited_only_where_a_layer_may_call_openblas(split_everything, monkeypatch):
+    """Where oneMKL's sequential layer takes every product, layer calls leave the
+    process-wide BLAS limit (and its thread hand-offs) alone; where OpenBLAS multiplies,
+    each forward and backward sets it."""
     limited = []
     limit = threads.one_blas_thread
 
@@ -235,16 +235,17 @@ def test_blas_is_limited_only_where_a_layer_calls_it(split_everything, monkeypat
         return limit()
 
     monkeypatch.setattr(rnnbench.cpu, "one_blas_thread", recorded)
-    monkeypatch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", 0)  # oneMKL's products
+    monkeypatch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", 0)  # BLAS in the loops too
     model = rnnbench.RNN("lstm", 8, 16, seed=0)
-    x = np.ones((4, 6, 8), np.float32)  # 2 rows on each of 3 threads
-    monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 2)
-    model.forward(x)
-    model.forward(x, grad=False)
+    x = np.ones((4, 6, 8), np.float32)
+    for project_in_loop in (True, False):
+        monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 2 if project_in_loop else 3)
+        model.forward(x, grad=False)
+        model.backward(model.forward(x)[0])
     assert not limited
-    monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 3)
-    model.forward(x)
-    assert len(limited) == 1
+    monkeypatch.setattr(mkl, "AVAILABLE", False)
+    model.backward(model.forward(x)[0])
+    assert len(limited) == 2
 
 
 @pytest.mark.skipif(not mkl.AVAILABLE, reason="oneMKL (the mkl wheel) is not installed")

@@ -207,6 +207,13 @@ def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_sca
     return B * cell.gates * H * np.dtype(dtype).itemsize
 
 
+def _blas_limit():
+    """`threads.one_blas_thread()` where a layer call may run OpenBLAS; nothing where
+    oneMKL's sequential layer takes every product, on the calling thread (the limit's
+    two thread hand-offs cost 0.03-0.13 ms a call)."""
+    return contextlib.nullcontext() if mkl.AVAILABLE and mkl.SEQUENTIAL else one_blas_thread()
+
+
 def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:
     """loop(lo, hi, u0, u1, counts, me) on threads: blocks of rows, each with every unit,
     or, where the units are split (`bounds`: each thread's units, else None), every row
@@ -237,8 +244,7 @@ def layer_forward(
     dtype = x.dtype
     GH = cell.gates * H
     in_loop = not parallel_scan and _projects_in_loop(cell, T, B, H, dtype)
-    # Without BLAS calls (oneMKL's sequential products in the loop alone), no limit.
-    with contextlib.nullcontext() if in_loop and mkl.SEQUENTIAL else one_blas_thread():
+    with _blas_limit():
         if not in_loop:
             x_proj = np.empty((T, B, GH), dtype)
             matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
@@ -305,52 +311,54 @@ def layer_forward(
         return Tape(x, h[last : last + 1], c[last : last + 1], saved, False)
 
 
-@one_blas_thread()
 def layer_backward(
     cell: Cell, params: dict, tape: Tape, reverse: bool, dy, dy_offset: int, dh_n, dc_n, dx
 ):
     """`Backend.layer_backward`: the time loop's mirror (or the scan's), then the
     parameter gradients by blocks of BLAS products."""
-    T, B, _ = tape.x.shape
-    H = tape.h.shape[2]
-    dtype = tape.x.dtype
-    dh = np.zeros((T + 1, B, H), dtype)
-    dh[0 if reverse else T] = dh_n
-    dc = np.array(dc_n if cell.has_cell_state else np.zeros((B, H)), dtype)
-    dxp = np.empty((T, B, cell.gates * H), dtype)
-    dhp = np.empty_like(dxp) if cell.recurrence != NONE else dxp
-    if tape.parallel_scan:
-        scan.backward(cell, reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp)
-    else:
-        _, backward = time_loops(cell)
-        product = step_product(cell, B, H)
-        w_hh, w_hh_t = _recurrent_weight(cell, params, product)
-        scratch = workspace.empty("backward scratch", (H * B,), dtype)
-        G, S = cell.gates, cell.saved
-        bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else None
-        if bounds:  # W_hh's columns of each thread's units
-            requests = {
-                f"W_hh {k}": ([w_hh[:, u0:u1]], B, False) for k, (u0, u1) in enumerate(bounds)
-            }
-            units = [u1 - u0 for u0, u1 in bounds]
+    with _blas_limit():
+        T, B, _ = tape.x.shape
+        H = tape.h.shape[2]
+        dtype = tape.x.dtype
+        dh = np.zeros((T + 1, B, H), dtype)
+        dh[0 if reverse else T] = dh_n
+        dc = np.array(dc_n if cell.has_cell_state else np.zeros((B, H)), dtype)
+        dxp = np.empty((T, B, cell.gates * H), dtype)
+        dhp = np.empty_like(dxp) if cell.recurrence != NONE else dxp
+        if tape.parallel_scan:
+            scan.backward(cell, reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp)
         else:
-            requests = {"W_hh 0": ([w_hh], B, False)} if _takes_packed(cell, B, H) else {}
-            units = [0]
-        packed = _pack_all(requests)
-        packs = [packed.get(f"W_hh {k}", _no_pack()) for k in range(len(units))]
-        names = (("saved_units", S), ("dxp_units", G), ("dhp_units", G))
-        buffers = [
-            [_buffer(k, name, (B, size * n), dtype) for name, size in names]
-            for k, n in enumerate(units)
-        ]
+            _, backward = time_loops(cell)
+            product = step_product(cell, B, H)
+            w_hh, w_hh_t = _recurrent_weight(cell, params, product)
+            scratch = workspace.empty("backward scratch", (H * B,), dtype)
+            G, S = cell.gates, cell.saved
+            bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else None
+            if bounds:  # W_hh's columns of each thread's units
+                requests = {
+                    f"W_hh {k}": ([w_hh[:, u0:u1]], B, False) for k, (u0, u1) in enumerate(bounds)
+                }
+                units = [u1 - u0 for u0, u1 in bounds]
+            else:
+                requests = {"W_hh 0": ([w_hh], B, False)} if _takes_packed(cell, B, H) else {}
+                units = [0]
+            packed = _pack_all(requests)
+            packs = [packed.get(f"W_hh {k}", _no_pack()) for k in range(len(units))]
+            names = (("saved_units", S), ("dxp_units", G), ("dhp_units", G))
+            buffers = [
+                [_buffer(k, name, (B, size * n), dtype) for name, size in names]
+                for k, n in enumerate(units)
+            ]
 
-        def loop(lo, hi, u0, u1, counts, me):
-            backward(
-                reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packs[me], tape.h,
-                tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, *buffers[me], scratch,
-            )  # fmt: skip
+            def loop(lo, hi, u0, u1, counts, me):
+                backward(
+                    reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packs[me], tape.h,
+                    tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, *buffers[me], scratch,
+                )  # fmt: skip
 
-        _run_loop(cell, T, B, H, bounds, loop)
-    grads = parameter_gradients(sys.modules[__name__], cell, params, tape, reverse, dxp, dhp, dx)
-    dh0 = dh[T if reverse else 0]
-    return grads, dh, dh0, (dc if cell.has_cell_state else None)
+            _run_loop(cell, T, B, H, bounds, loop)
+        grads = parameter_gradients(
+            sys.modules[__name__], cell, params, tape, reverse, dxp, dhp, dx
+        )
+        dh0 = dh[T if reverse else 0]
+        return grads, dh, dh0, (dc if cell.has_cell_state else None)

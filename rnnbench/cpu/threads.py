@@ -43,7 +43,7 @@ def block_count(rows: int, flops: int) -> int:
 
 def in_blocks(run, rows: int, flops: int) -> None:
     """run(lo, hi) over `block_count` blocks of range(rows) that together cover it, in
-    parallel when `flops` of work pay for the threads' hand-off (tens of microseconds).
+    parallel when `flops` of work pay for the threads' hand-off (see config.PARALLEL_FLOPS).
 
     Returns once every block has finished, raising the first block's error.
     """
