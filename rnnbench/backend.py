@@ -66,13 +66,15 @@ class Backend(Protocol):
 
     def layer_forward(
         self, cell: Cell, params: dict, x, h0, c0, reverse: bool, out, out_offset: int,
-        parallel_scan: bool,
+        parallel_scan: bool, keep: bool, reuse: Tape | None,
     ) -> Tape:  # fmt: skip
         """Run one layer-direction over x: [T,B,I]; writes out[:, :, out_offset:out_offset+H].
 
         params: this layer-direction's arrays keyed as in `Cell.param_shapes`;
         h0, c0: [B,H] (c0 None without a cell state); parallel_scan: walk time
-        by a parallel scan (cells with a `Cell.scan` only).
+        by a parallel scan (cells with a `Cell.scan` only); keep=False: keep no
+        tape (the Tape holds the final state only); reuse: a tape no longer needed
+        (the previous forward's), whose arrays the new tape may take where they fit.
         """
 
     def layer_backward(

@@ -233,7 +233,9 @@ class RNN:
         T, B = self._check_input(x)
         h0, c0 = self._check_state("state", state, B)
         self._check_params(self._params)
-        self._last.forward = None  # its memory is free for this one
+        last = getattr(self._last, "forward", None)
+        self._last.forward = None  # its memory is free for this one, its tapes' to reuse
+        reuse = last.tapes if grad and last is not None and last.tapes is not None else []
         backend, H, D = self.backend, self.hidden_size, self.directions
         if grad:
             memory.require(backend, f"forward (T={T}, B={B})", memory.forward_nbytes(self, T, B))
@@ -252,6 +254,7 @@ class RNN:
                     None if c0 is None else c0[k],
                     y,
                     grad,
+                    reuse[k] if k < len(reuse) else None,
                 )
                 tapes.append(tape)
                 h_n.append(h_last)
@@ -264,15 +267,18 @@ class RNN:
             return self._output(y, host_io), (h_n, self._output(backend.stack(c_n), host_io))
         return self._output(y, host_io), h_n
 
-    def _layer_forward(self, params: dict, direction: int, x, h0, c0, y, grad: bool):
+    def _layer_forward(
+        self, params: dict, direction: int, x, h0, c0, y, grad: bool, reuse: Tape | None
+    ):
         """One layer-direction (its `params`) over x: [T,B,I] into y's columns; returns
-        (its tape, or None without grad, h_n, c_n)."""
+        (its tape, or None without grad, h_n, c_n). `reuse`: the tape of this
+        layer-direction's previous forward in this thread, whose arrays it may take."""
         reverse = bool(direction)
 
         def run(t0: int, t1: int, h0, c0):
             return self.backend.layer_forward(
                 self.cell, params, x[t0:t1], h0, c0, reverse, y[t0:t1],
-                direction * self.hidden_size, self.parallel_scan, grad,
+                direction * self.hidden_size, self.parallel_scan, grad, reuse,
             )  # fmt: skip
 
         T = x.shape[0]

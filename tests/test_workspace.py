@@ -1,10 +1,13 @@
-"""The buffers a thread's CPU layer calls reuse (`rnnbench.cpu.workspace`): the same memory
-for the same role on one thread, never another thread's, let go by `release`, and a
-repeated layer call that allocates none of them again."""
+"""The memory a thread's CPU layer calls reuse: buffers (`rnnbench.cpu.workspace`), the same
+memory for the same role on one thread, never another thread's, let go by `release`;
+a repeated layer call that allocates none of them again; and the tape of a model's
+previous forward in the thread, which the next forward's tape takes."""
 
 import threading
 
 import numpy as np
+import pytest
+from strategies import parts
 from test_memory import peak_bytes
 
 import rnnbench
@@ -55,3 +58,36 @@ def test_a_repeated_forward_allocates_its_packed_weights_and_loop_buffers_once(m
     assert again <= first - held
     if mkl.AVAILABLE:  # W_ih^T and W_hh^T packed, and the loop's buffers
         assert held > 2 * mkl.packed_nbytes((64, 256), 64, np.float32)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru", "indrnn"])
+def test_a_forward_takes_the_tape_of_the_one_before_and_changes_no_earlier_result(arch):
+    model = rnnbench.RNN(arch, 8, 16, num_layers=2, bidirectional=True, seed=0)
+    rng = np.random.default_rng(0)
+    x1, x2 = (rng.standard_normal((12, 5, 8)).astype(np.float32) for _ in range(2))
+    y1, state1 = model.forward(x1)
+    kept = [a.copy() for a in (y1, *parts(state1))]
+    tape = model._last.forward.tapes[0]
+    y2, _ = model.forward(x2)
+    assert model._last.forward.tapes[0].saved is tape.saved  # the same memory
+    for before, after in zip(kept, (y1, *parts(state1)), strict=True):
+        np.testing.assert_array_equal(after, before)  # what the first returned is intact
+    grads = model.backward(np.ones_like(y2))
+    fresh = rnnbench.RNN(arch, 8, 16, num_layers=2, bidirectional=True, seed=0)
+    y_fresh, _ = fresh.forward(x2)
+    np.testing.assert_array_equal(y2, y_fresh)
+    for name, grad in fresh.backward(np.ones_like(y_fresh)).items():
+        np.testing.assert_array_equal(grads[name], grad, err_msg=name)
+
+
+def test_two_models_in_one_thread_never_share_a_tape():
+    a, b = (rnnbench.RNN("lstm", 8, 16, seed=seed) for seed in (0, 1))
+    x = np.random.default_rng(0).standard_normal((6, 3, 8)).astype(np.float32)
+    y_a, _ = a.forward(x)
+    expected = a.backward(np.ones_like(y_a))
+    a.forward(x)
+    b.forward(x)  # b's tape must not be a's
+    b.forward(x)
+    got = a.backward(np.ones_like(y_a))
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)

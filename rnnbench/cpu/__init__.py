@@ -160,6 +160,14 @@ def _pack_all(requests: dict) -> dict:
     return packed
 
 
+def _reused(old, shape, dtype) -> np.ndarray:
+    """`old` where it has this shape and dtype (a tape array no longer needed), else a new
+    uninitialised array."""
+    if old is not None and old.shape == tuple(shape) and old.dtype == dtype:
+        return old
+    return np.empty(shape, dtype)
+
+
 def _buffer(k: int, name: str, shape, dtype) -> np.ndarray:
     """Thread k's reusable buffer `name` of a time loop (see `workspace`)."""
     return workspace.empty(f"{name} {k}", shape, dtype)
@@ -228,7 +236,7 @@ def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:
 
 def layer_forward(
     cell: Cell, params: dict, x, h0, c0, reverse: bool, out, out_offset: int,
-    parallel_scan: bool = False, keep: bool = True,
+    parallel_scan: bool = False, keep: bool = True, reuse: Tape | None = None,
 ) -> Tape:  # fmt: skip
     """`Backend.layer_forward`: x projected by BLAS, then the time loop or the scan.
 
@@ -237,7 +245,9 @@ def layer_forward(
     instead, a chunk of steps at a time (`_chunk_steps`), so the projection never
     goes through memory. Without `keep` the loop's states and saved activations are
     rings of 2 and 1 steps, which stay in cache (the Tape then holds the final state
-    only).
+    only). The tape takes the arrays of `reuse` where their shapes fit: fresh memory
+    costs a page fault per 4 KiB on its first touch (LSTM 100,32,128: its 10 MB
+    tape, 1.5-2 ms of a 5 ms forward).
     """
     T, B, _ = x.shape
     H = h0.shape[1]
@@ -249,13 +259,13 @@ def layer_forward(
             x_proj = np.empty((T, B, GH), dtype)
             matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
         steps = T if keep or parallel_scan else 1
-        h = np.empty((steps + 1, B, H), dtype)
+        h = _reused(reuse and reuse.h, (steps + 1, B, H), dtype)
         first, last = (T % h.shape[0], 0) if reverse else (0, T % h.shape[0])
         h[first] = h0
-        c = np.empty((steps + 1, B, H if cell.has_cell_state else 0), dtype)
+        c = _reused(reuse and reuse.c, (steps + 1, B, H if cell.has_cell_state else 0), dtype)
         if cell.has_cell_state:
             c[first] = c0
-        saved = np.empty((steps, B, cell.saved * H), dtype)
+        saved = _reused(reuse and reuse.saved, (steps, B, cell.saved * H), dtype)
         if parallel_scan:
             scan.forward(cell, reverse, x_proj, h, saved, out, out_offset)
             return Tape(x, h, c, saved, True)

@@ -154,6 +154,7 @@ def layer_forward(
     out_offset: int,
     parallel_scan: bool = False,
     keep: bool = True,
+    reuse: Tape | None = None,
 ) -> Tape:
     """Run one layer-direction over x: [T,B,I]; writes out[:, :, out_offset:out_offset+H].
 
@@ -161,8 +162,9 @@ def layer_forward(
     h0, c0: [B,H] (c0 ignored for cells without a cell state). One GEMM for
     the input projection of every step, then per step a GEMM for W_hh h
     (DENSE cells) and one fused gate kernel; with `parallel_scan` (cells with
-    a `Cell.scan` only), one scan kernel over all of time instead. `keep` is
-    not used: the model's chunks bound a forward's memory without a tape.
+    a `Cell.scan` only), one scan kernel over all of time instead. `keep` and
+    `reuse` are not used: the model's chunks bound a forward's memory without a
+    tape, and device memory is not paged in on first touch.
     """
     T, B, _ = x.shape
     H = h0.shape[1]
