@@ -121,7 +121,8 @@ def parameter_gradients(
 ) -> dict:
     """dL/d(params) of a layer-direction from its pre-activation gradients, and dx += dL/dx.
 
-    dxp, dhp: [T,B,G*H] gradients of the input and recurrent pre-activations.
+    dxp, dhp: [T,B,G*H] gradients of the input and recurrent pre-activations (one
+    array where the cell sums them).
     """
     dxp_rows, dhp_rows = rows(dxp), rows(dhp)
     grads = {
@@ -134,6 +135,10 @@ def parameter_gradients(
     elif cell.recurrence == DIAGONAL:
         grads["weight_hh"] = backend.column_sums(dhp_rows, h_prev)
     if cell.recurrence in (DENSE, DIAGONAL):
-        grads["bias_hh"] = backend.column_sums(dhp_rows)
+        bias_ih = grads["bias_ih"]
+        same = dhp is dxp  # one array for both (`Cell.sums_pre_activations`)
+        grads["bias_hh"] = (
+            backend.asarray(bias_ih, copy=True) if same else backend.column_sums(dhp_rows)
+        )
     backend.add_product(dxp_rows, params["weight_ih"], rows(dx))
     return grads

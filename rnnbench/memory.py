@@ -9,8 +9,6 @@ gradients, a transposed W_hh and the partial sums of a weight gradient).
 import math
 from typing import NamedTuple
 
-from .cells import NONE
-
 
 class _Sizes(NamedTuple):
     G: int  # gates
@@ -66,11 +64,12 @@ def backward_nbytes(model, T: int, B: int) -> int:
     tape: the gradients of the parameters and states, a layer's dy and dx (and the
     product added into dx), every layer-direction's dh: [T+1,B,H] (each stays alive
     through its dh0, a view), and for one layer-direction the pre-activation gradients
-    dxp, dhp: [T,B,G*H] (dxp alone for a cell without recurrence), transposed W_hh,
+    dxp, dhp: [T,B,G*H] (dxp alone for a cell without recurrence or one that sums
+    them), transposed W_hh,
     the partial sums of a weight gradient and the backend's workspace."""
     s = _sizes(model)
     layer = max(T * B * (2 * size + s.D * s.H) for size in s.inputs)
-    pre_activations = 1 if model.cell.recurrence == NONE else 2  # dxp, and dhp
+    pre_activations = 1 if model.cell.one_gradient else 2  # dxp, and dhp
     dh = s.L * s.D * (T + 1) * B * s.H
     direction = pre_activations * T * B * s.G * s.H + 2 * B * s.H
     states = 6 * s.L * s.D * B * s.H

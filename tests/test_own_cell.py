@@ -8,6 +8,7 @@ the simulator, as `make test` runs this file) against the CPU; then what a user
 meets: registration rules, plugins, edited cells, scripts and `python -c`.
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from checks import FLOAT32, SAME_MATH, assert_close, bptt, elementwise_differences, tolerance
 from hypothesis import given
 from strategies import cases, with_edge_cases
+from test_memory import peak_bytes
 
 import rnnbench
 from rnnbench.cells.activations import ONE, sigmoid, tanh
@@ -170,6 +172,28 @@ def test_cuda_matches_cpu(arch, parallel_scan):
         assert_close(g_cuda[key], g_cpu[key], SAME_MATH, key)
 
 
+def test_a_cell_that_sums_its_pre_activations_keeps_one_gradient_array():
+    """sums_pre_activations=True (the leaky cell reads xp[j] + hp[j] only): the backward
+    keeps one array of [T,B,G*H] for both pre-activations' gradients, and gives the
+    gradients it gave with two."""
+    rnnbench.register_cell(LEAKY._replace(name="test_leaky_summed", sums_pre_activations=True))
+    T, B, H = 200, 8, 16
+    x = np.random.default_rng(0).standard_normal((T, B, 4))
+    grads, peaks = {}, {}
+    for name in ("test_leaky", "test_leaky_summed"):
+        model = rnnbench.RNN(name, 4, H, seed=0, dtype=np.float64)
+        y, _ = model.forward(x)
+        dy = np.ones_like(y)
+        model.backward(dy)  # compiled
+        backward = functools.partial(model.backward, dy)
+        peaks[name] = peak_bytes(lambda run=backward, key=name: grads.update({key: run()}))
+    for key, grad in grads["test_leaky"].items():
+        np.testing.assert_array_equal(grads["test_leaky_summed"][key], grad, err_msg=key)
+    summed = grads["test_leaky_summed"]
+    assert not np.shares_memory(summed["bias_hh_l0"], summed["bias_ih_l0"])
+    assert peaks["test_leaky"] - peaks["test_leaky_summed"] >= T * B * H * 8  # dhp: [T,B,H]
+
+
 def test_builtin_names_cannot_be_replaced():
     with pytest.raises(ValueError, match="built-in"):
         rnnbench.register_cell(LEAKY._replace(name="lstm"))
@@ -186,6 +210,7 @@ def test_builtin_names_cannot_be_replaced():
         ({"recurrence": 7}, ValueError, "cell.recurrence"),
         ({"recurrence": rnnbench.DIAGONAL, "gates": 2}, ValueError, "cell.gates"),
         ({"has_cell_state": 1}, TypeError, "cell.has_cell_state"),
+        ({"sums_pre_activations": 1}, TypeError, "cell.sums_pre_activations"),
         ({"scan": ema_decay}, ValueError, "cell.scan"),
         ({"torch": ("RNN", {"nonlinearity": "tanh"})}, TypeError, "cell.torch"),
     ],

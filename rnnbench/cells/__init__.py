@@ -42,6 +42,11 @@ class Cell(NamedTuple):
     Cells with recurrence NONE read only xp and write only dxp (the drivers
     may pass dhp as the same array as dxp).
 
+    sums_pre_activations: True for a cell with recurrence that reads each gate's
+    pre-activations only as their sum, xp[k] + hp[k] (LSTM, Elman, IndRNN):
+    their gradients are then one, and the drivers pass dhp as the same array as
+    dxp (one array of [T,B,G*H] fewer in the backward, and one bias sum).
+
     scan(saved, j, H) -> a, for cells whose step is linear in the state,
     h = a * h_prev + b, with a, b and everything `forward` saves independent
     of h_prev (no cell state): returns the decay a that `forward` saved.
@@ -65,6 +70,13 @@ class Cell(NamedTuple):
     backward: Any
     scan: Any = None  # the decay a of h = a * h_prev + b, see above
     torch: tuple[str, tuple[tuple[str, Any], ...]] | None = None  # see above
+    sums_pre_activations: bool = False  # see above
+
+    @property
+    def one_gradient(self) -> bool:
+        """Whether the drivers keep one array for the gradients of both pre-activations:
+        the cell sums them (`sums_pre_activations`) or has no recurrence."""
+        return self.recurrence == NONE or self.sums_pre_activations
 
     def param_shapes(self, input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
         """Shapes of one layer-direction's parameters, keyed without the layer suffix."""
@@ -154,8 +166,9 @@ def _check_cell(cell) -> None:
         )
     if cell.recurrence == DIAGONAL and cell.gates != 1:
         raise ValueError(f"cell.gates must be 1 for recurrence DIAGONAL, got {cell.gates}")
-    if not isinstance(cell.has_cell_state, bool):
-        raise TypeError(f"cell.has_cell_state must be a bool, got {cell.has_cell_state!r}")
+    for field in ("has_cell_state", "sums_pre_activations"):
+        if not isinstance(getattr(cell, field), bool):
+            raise TypeError(f"cell.{field} must be a bool, got {getattr(cell, field)!r}")
     for field in ("forward", "backward", "scan"):
         function = getattr(cell, field)
         if (function is not None or field != "scan") and not hasattr(function, "rnnbench_typing"):

@@ -38,8 +38,10 @@ def relu_backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
 RNN_TANH = Cell(
     name="rnn_tanh", gates=1, saved=0, recurrence=DENSE, has_cell_state=False,
     forward=tanh_forward, backward=tanh_backward, torch=("RNN", (("nonlinearity", "tanh"),)),
+    sums_pre_activations=True,
 )  # fmt: skip
 RNN_RELU = Cell(
     name="rnn_relu", gates=1, saved=0, recurrence=DENSE, has_cell_state=False,
     forward=relu_forward, backward=relu_backward, torch=("RNN", (("nonlinearity", "relu"),)),
+    sums_pre_activations=True,
 )  # fmt: skip

@@ -10,4 +10,5 @@ from .elman import relu_backward, relu_forward
 INDRNN = Cell(
     name="indrnn", gates=1, saved=0, recurrence=DIAGONAL, has_cell_state=False,
     forward=relu_forward, backward=relu_backward,
+    sums_pre_activations=True,
 )  # fmt: skip

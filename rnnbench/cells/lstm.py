@@ -42,4 +42,5 @@ def backward(saved, j, H, h_prev, c_prev, h, c, dh, dc, dxp, dhp):
 LSTM = Cell(
     name="lstm", gates=4, saved=4, recurrence=DENSE, has_cell_state=True,
     forward=forward, backward=backward, torch=("LSTM", ()),
+    sums_pre_activations=True,
 )  # fmt: skip

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from ..backend import Tape, parameter_gradients, rows, step_nbytes
-from ..cells import DENSE, NONE, Cell
+from ..cells import DENSE, Cell
 from ..config import LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES, SPLIT_UNITS_BYTES
 from . import barrier, mkl, scan, threads, workspace
 from .loops import MKL, loop_flops, step_product, time_loops
@@ -334,7 +334,7 @@ def layer_backward(
         dh[0 if reverse else T] = dh_n
         dc = np.array(dc_n if cell.has_cell_state else np.zeros((B, H)), dtype)
         dxp = np.empty((T, B, cell.gates * H), dtype)
-        dhp = np.empty_like(dxp) if cell.recurrence != NONE else dxp
+        dhp = dxp if cell.one_gradient else np.empty_like(dxp)
         if tape.parallel_scan:
             scan.backward(cell, reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp)
         else:
@@ -354,7 +354,8 @@ def layer_backward(
                 units = [0]
             packed = _pack_all(requests)
             packs = [packed.get(f"W_hh {k}", _no_pack()) for k in range(len(units))]
-            names = (("saved_units", S), ("dxp_units", G), ("dhp_units", G))
+            dhp_units = "dxp_units" if cell.one_gradient else "dhp_units"  # the same array
+            names = (("saved_units", S), ("dxp_units", G), (dhp_units, G))
             buffers = [
                 [_buffer(k, name, (B, size * n), dtype) for name, size in names]
                 for k, n in enumerate(units)

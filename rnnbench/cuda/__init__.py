@@ -18,7 +18,7 @@ except ImportError as error:
     raise ImportError("backend='cuda' needs numba-cuda: pip install 'numba-cuda[cu13]'") from error
 
 from ..backend import Tape, parameter_gradients, rows, step_nbytes
-from ..cells import DENSE, DIAGONAL, NONE, Cell
+from ..cells import DENSE, DIAGONAL, Cell
 from .kernels import kernel
 from .threads import THREADS, TILE, launch
 
@@ -215,7 +215,7 @@ def layer_backward(
     if cell.has_cell_state:
         dc.copy_to_device(dc_n)
     dxp = cuda.device_array((T, B, cell.gates * H), dtype)
-    dhp = cuda.device_array(dxp.shape, dtype) if cell.recurrence != NONE else dxp
+    dhp = dxp if cell.one_gradient else cuda.device_array(dxp.shape, dtype)
     if tape.parallel_scan:
         scan = kernel("scan_backward", cell, dtype)
         launch(scan, B * H * THREADS, int(reverse), tape.h, tape.saved, dy, dy_offset, dh, dxp)
