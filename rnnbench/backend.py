@@ -61,6 +61,9 @@ class Backend(Protocol):
 
     def zeros(self, shape, dtype) -> Array: ...
 
+    def empty(self, shape, dtype) -> Array:
+        """An uninitialised array, for an output the layers write in full."""
+
     def stack(self, arrays) -> Array:
         """[N, ...] from N arrays of one shape."""
 

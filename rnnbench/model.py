@@ -243,7 +243,7 @@ class RNN:
         layer_input = backend.asarray(x, copy=grad)
         tapes, h_n, c_n = [], [], []
         for layer in range(self.num_layers):
-            y = backend.zeros((T, B, D * H), self.dtype)
+            y = backend.empty((T, B, D * H), self.dtype)  # every column is written
             for direction in range(D):
                 k = layer * D + direction
                 tape, h_last, c_last = self._layer_forward(

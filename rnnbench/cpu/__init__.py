@@ -42,6 +42,10 @@ def zeros(shape, dtype) -> np.ndarray:
     return np.zeros(shape, dtype)
 
 
+def empty(shape, dtype) -> np.ndarray:
+    return np.empty(shape, dtype)
+
+
 def stack(arrays) -> np.ndarray:
     return np.stack(arrays)
 

@@ -88,6 +88,10 @@ def to_host(a) -> np.ndarray:
     return asarray(a).copy_to_host() if _is_device_array(a) else a
 
 
+def empty(shape, dtype):
+    return cuda.device_array(shape, dtype)
+
+
 def zeros(shape, dtype):
     a = cuda.device_array(shape, dtype)
     if a.size:
