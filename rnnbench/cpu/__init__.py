@@ -334,7 +334,8 @@ def layer_backward(
         T, B, _ = tape.x.shape
         H = tape.h.shape[2]
         dtype = tape.x.dtype
-        dh = np.zeros((T + 1, B, H), dtype)
+        # The loop assigns each dh[t] before it adds the product onto it: no zeroing.
+        dh = (np.zeros if tape.parallel_scan else np.empty)((T + 1, B, H), dtype)
         dh[0 if reverse else T] = dh_n
         dc = np.array(dc_n if cell.has_cell_state else np.zeros((B, H)), dtype)
         dxp = np.empty((T, B, cell.gates * H), dtype)
