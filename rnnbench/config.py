@@ -43,6 +43,13 @@ LARGE_STEP_FLOPS = int(os.environ.get("RNNBENCH_LARGE_STEP_FLOPS", "100000"))
 # FLOPs of a cell's pointwise gate math per gate and unit (a transcendental
 # counted as ~20), for the CPU's cost estimates below.
 GATE_FLOPS = 32
+# The parallel scans' work per element of the pre-activations, in FLOPs of a matrix
+# product that take as long (for `rnnbench.cpu.threads.in_blocks`' choice of
+# threads): their passes run exp and divisions, and read and write every element
+# (minLSTM, one core: about 16 ns a unit and step, against 200 GFLOP/s). Counted as
+# GATE_FLOPS, scans of up to 100 MFLOP stayed on one thread: minLSTM T=4096, B=16,
+# H=64 inference 66-68 ms, against 43-49 on two.
+SCAN_FLOPS = 500
 # CPU work (a matrix product, a time loop with large steps) is split into blocks of
 # rows on threads, one per this many floating-point operations: below it, handing
 # blocks to threads costs more than it saves. A block handed to an idle pool thread

@@ -19,7 +19,7 @@ import functools
 import numpy as np
 
 from ..cells import Cell
-from ..config import GATE_FLOPS
+from ..config import SCAN_FLOPS
 from ..jit import cpu_kernel, cpu_units_kernel, specialise
 from . import threads
 
@@ -63,7 +63,7 @@ def forward(cell, reverse, x_proj, h, saved, out, out_offset):
         lambda lo, hi: fixup(reverse, h, saved, decay, last, out, out_offset, chunk, lo, hi),
         decay,
         last,
-        GATE_FLOPS * x_proj.size,
+        SCAN_FLOPS * x_proj.size,
     )
 
 
@@ -83,7 +83,7 @@ def backward(cell, reverse, h, saved, dy, dy_offset, dh, dxp):
         lambda lo, hi: fixup(reverse, h, saved, dh, dxp, decay, last, chunk, lo, hi),
         decay,
         last,
-        GATE_FLOPS * dxp.size,
+        SCAN_FLOPS * dxp.size,
     )
     dh[T if reverse else 0] = last[-1]
 
