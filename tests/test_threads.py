@@ -1,5 +1,5 @@
 """The CPU backend's threads: blocks of rows on a thread pool, BLAS kept to one thread
-inside layers (see `rnnbench.cpu.threads` and `rnnbench.cpu.threads.one_blas_thread`)."""
+inside layers (see `rnnbench.cpu.threads` and `rnnbench.cpu.threads.layer_call`)."""
 
 import os
 import subprocess
@@ -226,15 +226,15 @@ def test_calls_that_wait_for_each_other_all_run(monkeypatch):
 def test_blas_is_limited_only_where_a_layer_may_call_openblas(split_everything, monkeypatch):
     """Where oneMKL's sequential layer takes every product, layer calls leave the
     process-wide BLAS limit (and its thread hand-offs) alone; where OpenBLAS multiplies,
-    each forward and backward sets it."""
-    limited = []
-    limit = threads.one_blas_thread
+    each forward and backward sets it. Every one registers as a layer call."""
+    limits = []
+    layer_call = threads.layer_call
 
-    def recorded():
-        limited.append(True)
-        return limit()
+    def recorded(one_blas_thread):
+        limits.append(one_blas_thread)
+        return layer_call(one_blas_thread)
 
-    monkeypatch.setattr(rnnbench.cpu, "one_blas_thread", recorded)
+    monkeypatch.setattr(rnnbench.cpu, "layer_call", recorded)
     monkeypatch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", 0)  # BLAS in the loops too
     model = rnnbench.RNN("lstm", 8, 16, seed=0)
     x = np.ones((4, 6, 8), np.float32)
@@ -242,10 +242,34 @@ def test_blas_is_limited_only_where_a_layer_may_call_openblas(split_everything, 
         monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 2 if project_in_loop else 3)
         model.forward(x, grad=False)
         model.backward(model.forward(x)[0])
-    assert not limited
+    assert limits == [False] * 6
     monkeypatch.setattr(mkl, "AVAILABLE", False)
     model.backward(model.forward(x)[0])
-    assert len(limited) == 2
+    assert limits[6:] == [True, True]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_waits_for_layer_calls_that_keep_no_blas_limit():
+    """A layer call that sets no BLAS limit (oneMKL's) still holds a fork back until it
+    ends: its threads may hold rnnbench's locks."""
+    entered, finished = threading.Event(), []
+
+    def call():
+        with threads.layer_call(one_blas_thread=False):
+            entered.set()
+            time.sleep(0.3)
+            finished.append(time.monotonic())
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert entered.wait(10)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    forked = time.monotonic()
+    os.waitpid(pid, 0)
+    caller.join()
+    assert finished and forked >= finished[0]
 
 
 @pytest.mark.skipif(not mkl.AVAILABLE, reason="oneMKL (the mkl wheel) is not installed")

@@ -6,7 +6,6 @@ Every function takes and returns NumPy arrays. Here: the layer drivers; in
 the thread blocks and BLAS they run on.
 """
 
-import contextlib
 import functools
 import sys
 
@@ -18,7 +17,7 @@ from ..config import LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES, SPLIT_UNI
 from . import barrier, mkl, scan, threads, workspace
 from .loops import MKL, loop_flops, step_product, time_loops
 from .memory import free_memory  # noqa: F401  (a Backend function)
-from .threads import in_blocks, matmul, matmul_transposed_left, one_blas_thread
+from .threads import in_blocks, layer_call, matmul, matmul_transposed_left
 
 
 def check_available():
@@ -219,11 +218,11 @@ def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_sca
     return B * cell.gates * H * np.dtype(dtype).itemsize
 
 
-def _blas_limit():
-    """`threads.one_blas_thread()` where a layer call may run OpenBLAS; nothing where
-    oneMKL's sequential layer takes every product, on the calling thread (the limit's
-    two thread hand-offs cost 0.03-0.13 ms a call)."""
-    return contextlib.nullcontext() if mkl.AVAILABLE and mkl.SEQUENTIAL else one_blas_thread()
+def _layer_call():
+    """`threads.layer_call`, with BLAS kept to one thread where a layer call may run
+    OpenBLAS; not where oneMKL's sequential layer takes every product, on the calling
+    thread."""
+    return layer_call(one_blas_thread=not (mkl.AVAILABLE and mkl.SEQUENTIAL))
 
 
 def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:
@@ -258,7 +257,7 @@ def layer_forward(
     dtype = x.dtype
     GH = cell.gates * H
     in_loop = not parallel_scan and _projects_in_loop(cell, T, B, H, dtype)
-    with _blas_limit():
+    with _layer_call():
         if not in_loop:
             x_proj = np.empty((T, B, GH), dtype)
             matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
@@ -330,7 +329,7 @@ def layer_backward(
 ):
     """`Backend.layer_backward`: the time loop's mirror (or the scan's), then the
     parameter gradients by blocks of BLAS products."""
-    with _blas_limit():
+    with _layer_call():
         T, B, _ = tape.x.shape
         H = tape.h.shape[2]
         dtype = tape.x.dtype

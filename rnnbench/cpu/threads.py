@@ -128,16 +128,18 @@ def _blas():
     return ThreadpoolController().select(user_api="blas")
 
 
-_blas_users = 0  # layer calls running now, on any thread
+_running = 0  # layer calls running now, on any thread
+_limiting = 0  # those of them that keep BLAS to one thread
 _blas_limit = None  # the limit in force, which restores the counts from before it
 _forking = False  # a fork is waiting for the layer calls to finish
-_state = threading.Condition()  # guards the three above
+_state = threading.Condition()  # guards the four above
 
 
 @contextlib.contextmanager
-def one_blas_thread():
-    """Keep BLAS to one thread inside (as a decorator: `@one_blas_thread()`): threads
-    come from `in_blocks`.
+def layer_call(one_blas_thread: bool):
+    """A CPU layer call runs inside: a fork waits for it to finish (see `_before_fork`),
+    and holds new ones back until it is done. With `one_blas_thread`, BLAS is kept to
+    one thread inside: threads come from `in_blocks`.
 
     On this project's 2-core machine an idle OpenBLAS thread spins for about
     0.1 s after each multi-threaded call, and spinning beside the time loops
@@ -145,25 +147,25 @@ def one_blas_thread():
     two-thread input projection, 40 ms with one BLAS thread throughout). The
     limit is process-wide, so calls that overlap (from several threads) share
     it: the first sets it, the last restores the counts from before the first.
-    A fork waits for the calls running to finish (see `_before_fork`), and
-    holds new ones back until it is done. The counts are set on a thread of
-    their own (`_counter`): 0.03-0.13 ms a call, so code that calls no BLAS
-    (oneMKL's sequential layer aside) does without.
+    The counts are set on a thread of their own (`_counter`): 0.03-0.13 ms a call,
+    so a call that runs no BLAS (oneMKL's sequential layer aside) does without.
     """
-    global _blas_users, _blas_limit
+    global _running, _limiting, _blas_limit
     with _state:
         _state.wait_for(lambda: not _forking)
-        if _blas_users == 0:
+        if one_blas_thread and _limiting == 0:
             _blas_limit = _counter().submit(_blas().limit, limits=1).result()
-        _blas_users += 1
+        _running += 1
+        _limiting += one_blas_thread
     try:
         yield
     finally:
         with _state:
-            _blas_users -= 1
-            if _blas_users == 0:
+            _running -= 1
+            _limiting -= one_blas_thread
+            if one_blas_thread and _limiting == 0:
                 _counter().submit(_blas_limit.restore_original_limits).result()
-                _state.notify_all()
+            _state.notify_all()
 
 
 @functools.cache
@@ -176,12 +178,13 @@ def _counter() -> ThreadPoolExecutor:
 
 def _before_fork():
     """Wait until no layer call runs, so that no thread is inside BLAS (OpenBLAS's fork
-    handler hung both processes when one was) and the BLAS counts are the user's; the
-    lock is held through the fork, so none starts meanwhile."""
+    handler hung both processes when one was) or holds a lock of rnnbench's, and the
+    BLAS counts are the user's; the lock is held through the fork, so none starts
+    meanwhile."""
     global _forking
     _state.acquire()
     _forking = True
-    _state.wait_for(lambda: _blas_users == 0)
+    _state.wait_for(lambda: _running == 0)
 
 
 def _after_fork_in_parent():

@@ -10,6 +10,7 @@ overlap); `release` lets them all go (`free_memory(release=True)` calls it).
 """
 
 import math
+import os
 import threading
 import weakref
 
@@ -37,6 +38,16 @@ def nbytes() -> int:
     """Bytes held for reuse, over every thread."""
     with _lock:
         return sum(a.nbytes for mine in _buffers.values() for a in mine.values())
+
+
+def _after_fork_in_child() -> None:
+    """A fresh lock: a thread of the parent may have held it (`free_memory(release=True)`
+    runs outside the layer calls that a fork waits for)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def release() -> None:
