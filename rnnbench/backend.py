@@ -114,6 +114,14 @@ def step_nbytes(cell: Cell, B: int, H: int, dtype) -> int:
     return B * H * per_unit * np.dtype(dtype).itemsize
 
 
+def reused(old, shape, dtype, empty):
+    """`old` where it has this shape and dtype (an array of a tape no longer needed, see
+    `Backend.layer_forward`'s reuse), else empty(shape, dtype), a new one."""
+    if old is not None and old.shape == tuple(shape) and old.dtype == dtype:
+        return old
+    return empty(shape, dtype)
+
+
 def rows(a):
     """[T,B,N] -> [T*B,N] without a copy."""
     return a.reshape(a.shape[0] * a.shape[1], a.shape[2])

@@ -233,12 +233,17 @@ class RNN:
         T, B = self._check_input(x)
         h0, c0 = self._check_state("state", state, B)
         self._check_params(self._params)
+        # The previous forward's memory is free for this one; where it ran over the same
+        # T and B, this one's tapes take its tapes' states and saved activations.
         last = getattr(self._last, "forward", None)
-        self._last.forward = None  # its memory is free for this one, its tapes' to reuse
-        reuse = last.tapes if grad and last is not None and last.tapes is not None else []
+        self._last.forward = None
+        same_shape = last is not None and last.tapes and last.tapes[0].x.shape[:2] == (T, B)
+        reuse = [tape._replace(x=None) for tape in last.tapes] if grad and same_shape else []
+        del last
         backend, H, D = self.backend, self.hidden_size, self.directions
         if grad:
-            memory.require(backend, f"forward (T={T}, B={B})", memory.forward_nbytes(self, T, B))
+            needed = memory.forward_nbytes(self, T, B) - sum(tape.nbytes for tape in reuse)
+            memory.require(backend, f"forward (T={T}, B={B})", needed)
         params = {k: backend.asarray(v, copy=grad) for k, v in self._params.items()}
         layer_input = backend.asarray(x, copy=grad)
         tapes, h_n, c_n = [], [], []

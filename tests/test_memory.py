@@ -167,3 +167,27 @@ def test_cgroup_room_is_the_least_over_the_cgroup_and_those_above(tmp_path, monk
     assert room("4:memory:/jobs/mine\n3:cpu,cpuacct:/elsewhere\n") == GiB + GiB // 2  # jobs
     assert room("0::/box/me\n") == 6 * GiB  # me: 6 - 1 + 1; box has no limit
     assert room("0::/not/there\n") is None
+
+
+def test_a_forward_over_the_shape_before_counts_only_what_it_allocates(monkeypatch):
+    """Over the same T and B a forward takes the previous tape's states and saved
+    activations, and asks for the count less them (still a bound on what it allocates);
+    over another shape it asks for the whole count, the previous tape let go first."""
+    model, x, _ = model_and_arrays("lstm")
+    needs = []
+    require = memory.require
+    monkeypatch.setattr(
+        memory,
+        "require",
+        lambda backend, what, nbytes: (needs.append(nbytes), require(backend, what, nbytes)),
+    )
+    model.forward(x)
+    tape_arrays = sum(tape.nbytes for tape in model._last.forward.tapes)
+    peak = peak_bytes(lambda: model.forward(x))
+    assert needs == [
+        memory.forward_nbytes(model, T, B),
+        memory.forward_nbytes(model, T, B) - tape_arrays,
+    ]
+    assert peak <= needs[1]
+    model.forward(x[: T // 2])
+    assert needs[2] == memory.forward_nbytes(model, T // 2, B)

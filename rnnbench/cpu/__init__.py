@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from ..backend import Tape, parameter_gradients, rows, step_nbytes
+from ..backend import Tape, parameter_gradients, reused, rows, step_nbytes
 from ..cells import DENSE, Cell
 from ..config import LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES, SPLIT_UNITS_BYTES
 from . import barrier, mkl, scan, threads, workspace
@@ -163,14 +163,6 @@ def _pack_all(requests: dict) -> dict:
     return packed
 
 
-def _reused(old, shape, dtype) -> np.ndarray:
-    """`old` where it has this shape and dtype (a tape array no longer needed), else a new
-    uninitialised array."""
-    if old is not None and old.shape == tuple(shape) and old.dtype == dtype:
-        return old
-    return np.empty(shape, dtype)
-
-
 def _buffer(k: int, name: str, shape, dtype) -> np.ndarray:
     """Thread k's reusable buffer `name` of a time loop (see `workspace`)."""
     return workspace.empty(f"{name} {k}", shape, dtype)
@@ -262,13 +254,14 @@ def layer_forward(
             x_proj = np.empty((T, B, GH), dtype)
             matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
         steps = T if keep or parallel_scan else 1
-        h = _reused(reuse and reuse.h, (steps + 1, B, H), dtype)
+        h = reused(reuse and reuse.h, (steps + 1, B, H), dtype, np.empty)
         first, last = (T % h.shape[0], 0) if reverse else (0, T % h.shape[0])
         h[first] = h0
-        c = _reused(reuse and reuse.c, (steps + 1, B, H if cell.has_cell_state else 0), dtype)
+        c_shape = (steps + 1, B, H if cell.has_cell_state else 0)
+        c = reused(reuse and reuse.c, c_shape, dtype, np.empty)
         if cell.has_cell_state:
             c[first] = c0
-        saved = _reused(reuse and reuse.saved, (steps, B, cell.saved * H), dtype)
+        saved = reused(reuse and reuse.saved, (steps, B, cell.saved * H), dtype, np.empty)
         if parallel_scan:
             scan.forward(cell, reverse, x_proj, h, saved, out, out_offset)
             return Tape(x, h, c, saved, True)

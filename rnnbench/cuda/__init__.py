@@ -17,7 +17,7 @@ try:
 except ImportError as error:
     raise ImportError("backend='cuda' needs numba-cuda: pip install 'numba-cuda[cu13]'") from error
 
-from ..backend import Tape, parameter_gradients, rows, step_nbytes
+from ..backend import Tape, parameter_gradients, reused, rows, step_nbytes
 from ..cells import DENSE, DIAGONAL, Cell
 from .kernels import kernel
 from .threads import THREADS, TILE, launch
@@ -166,21 +166,22 @@ def layer_forward(
     h0, c0: [B,H] (c0 ignored for cells without a cell state). One GEMM for
     the input projection of every step, then per step a GEMM for W_hh h
     (DENSE cells) and one fused gate kernel; with `parallel_scan` (cells with
-    a `Cell.scan` only), one scan kernel over all of time instead. `keep` and
-    `reuse` are not used: the model's chunks bound a forward's memory without a
-    tape, and device memory is not paged in on first touch.
+    a `Cell.scan` only), one scan kernel over all of time instead. `keep` is not
+    used: the model's chunks bound a forward's memory without a tape. The tape takes
+    the arrays of `reuse` where they fit.
     """
     T, B, _ = x.shape
     H = h0.shape[1]
     dtype = np.dtype(x.dtype)
     x_proj = cuda.device_array((T, B, cell.gates * H), dtype)
     _gemm(rows(x), params["weight_ih"], rows(x_proj), params["bias_ih"], trans_b=True)
-    h = cuda.device_array((T + 1, B, H), dtype)
+    h = reused(reuse and reuse.h, (T + 1, B, H), dtype, cuda.device_array)
     h[T if reverse else 0].copy_to_device(h0)
-    c = cuda.device_array((T + 1, B, H) if cell.has_cell_state else (0, 0, 0), dtype)
+    c_shape = (T + 1, B, H) if cell.has_cell_state else (0, 0, 0)
+    c = reused(reuse and reuse.c, c_shape, dtype, cuda.device_array)
     if cell.has_cell_state:
         c[T if reverse else 0].copy_to_device(c0)
-    saved = cuda.device_array((T, B, cell.saved * H), dtype)
+    saved = reused(reuse and reuse.saved, (T, B, cell.saved * H), dtype, cuda.device_array)
     if parallel_scan:
         no_recurrence = zeros(cell.gates * H, dtype)
         scan = kernel("scan_forward", cell, dtype)
