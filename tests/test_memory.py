@@ -191,3 +191,24 @@ def test_a_forward_over_the_shape_before_counts_only_what_it_allocates(monkeypat
     assert peak <= needs[1]
     model.forward(x[: T // 2])
     assert needs[2] == memory.forward_nbytes(model, T // 2, B)
+
+
+def test_counts_bound_a_forward_whose_threads_split_the_units(monkeypatch):
+    """Where the loop's threads split the hidden units, each packs its units' gates
+    gathered into a copy first: the workspace count takes those copies too."""
+    monkeypatch.setattr(rnnbench.cpu, "SPLIT_UNITS_BYTES", 0)
+    monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 1)
+    monkeypatch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", 0)
+    monkeypatch.setattr(rnnbench.cpu.threads, "THREADS", 2)
+    steps, rows, size = 8, 4, 256  # the weights outweigh the activations
+    model = rnnbench.RNN("lstm", size, size)
+    assert rnnbench.cpu._splits_units(model.cell, rows, size, np.float32)
+    x = np.random.default_rng(0).standard_normal((steps, rows, size)).astype(np.float32)
+    dy = np.ones((steps, rows, size), np.float32)
+    model.forward(x)
+    model.backward(dy)
+    model.forward(x, grad=False)  # drops the tape: the next forward reuses none of it
+    forward = peak_bytes(lambda: model.forward(x))
+    assert forward <= memory.forward_nbytes(model, steps, rows) <= 2 * forward
+    backward = peak_bytes(lambda: model.backward(dy))
+    assert backward <= memory.backward_nbytes(model, steps, rows)

@@ -181,12 +181,13 @@ def _recurrent_weight(cell: Cell, params: dict, product: int):
 def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
     """`Backend.layer_workspace_nbytes`: oneMKL's packed weights, several MiB each even
     for a small H: the forward's W_ih^T (where the loop projects the input) and W_hh^T
-    (for each thread its units' gates where they are split), or the backward's W_hh
-    (each thread's units' columns)."""
+    (for each thread its units' gates where they are split, gathered first), or the
+    backward's W_hh (each thread's units' columns)."""
     if not _takes_packed(cell, B, H):
         return 0
     G, GH = cell.gates, cell.gates * H
-    if _splits_units(cell, B, H, dtype):
+    split = _splits_units(cell, B, H, dtype)
+    if split:
         n = max(u1 - u0 for u0, u1 in _unit_bounds(H))
         parties, forward_shapes, backward_shape = threads.THREADS, [(H, G * n)], (GH, n)
         input_shape = (input_size, G * n)
@@ -195,7 +196,11 @@ def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size
         input_shape = (input_size, GH)
     if _projects_in_loop(cell, T, B, H, dtype):
         forward_shapes.append(input_shape)
-    forward = parties * sum(mkl.packed_nbytes(shape, B, dtype) for shape in forward_shapes)
+    itemsize = np.dtype(dtype).itemsize
+    forward = parties * sum(
+        mkl.packed_nbytes(shape, B, dtype) + (shape[0] * shape[1] * itemsize if split else 0)
+        for shape in forward_shapes
+    )
     return max(forward, parties * mkl.packed_nbytes(backward_shape, B, dtype))
 
 
