@@ -50,6 +50,11 @@ GATE_FLOPS = 32
 # GATE_FLOPS, scans of up to 100 MFLOP stayed on one thread: minLSTM T=4096, B=16,
 # H=64 inference 66-68 ms, against 43-49 on two.
 SCAN_FLOPS = 500
+# A column sum's work per element, in FLOPs of a matrix product that take as long
+# (one core sums 4M float32 elements in 0.65 ms, 0.16 ns each, against 200 GFLOP/s):
+# sums of a million elements stay on one thread (1024 x 256: 0.19 ms, 0.27 on two),
+# of 4M split (0.65 -> 0.58 ms, scaled 1.22 -> 0.82).
+COLUMN_SUM_FLOPS = 32
 # CPU work (a matrix product, a time loop with large steps) is split into blocks of
 # rows on threads, one per this many floating-point operations: below it, handing
 # blocks to threads costs more than it saves. A block handed to an idle pool thread
@@ -77,3 +82,8 @@ PROJECTION_CHUNK_BYTES = int(os.environ.get("RNNBENCH_PROJECTION_CHUNK_BYTES", s
 # packed product for LSTM H=512, batch 16 on 2 cores: 117 GFLOP/s with the rows
 # split (8 rows, all of W_hh), 185 with the units split (16 rows, half of it).
 SPLIT_UNITS_BYTES = int(os.environ.get("RNNBENCH_SPLIT_UNITS_BYTES", str(2 * 2**20)))
+# Whether the CPU backend has glibc keep freed memory in the process for the next
+# call rather than give it back to the system, which then faults it in afresh
+# (`rnnbench.cpu.memory.keep_freed_memory`). RNNBENCH_KEEP_FREED_MEMORY=0 leaves
+# glibc's malloc as it is.
+KEEP_FREED_MEMORY = os.environ.get("RNNBENCH_KEEP_FREED_MEMORY", "1") not in ("", "0")

@@ -70,6 +70,24 @@ def test_matmul_blocks_match_numpy(split_everything, monkeypatch, onemkl, dtype)
     np.testing.assert_allclose(threads.matmul_transposed_left(a, c), a.T @ c, rtol=rtol)
 
 
+@pytest.mark.parametrize("scaled", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_sums_are_the_exact_sums_rounded_once(split_everything, dtype, scaled):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1000, 7)).astype(dtype)
+    scale = rng.standard_normal((1000, 7)).astype(dtype) if scaled else None
+    terms = a.astype(np.float64) * (1 if scale is None else scale)  # exact: 24 + 24 bits
+    exact = terms.sum(axis=0)
+    sums = rnnbench.cpu.column_sums(a, scale)
+    assert sums.dtype == dtype
+    # float64 sums of M terms (and NumPy's reference) are within M eps |terms| of the
+    # exact sums; a float32 result then within a float32 spacing of its float64 sum
+    bound = 2 * 1000 * np.finfo(np.float64).eps * np.abs(terms).sum(axis=0)
+    if dtype == np.float32:
+        bound += np.spacing(np.abs(exact).astype(np.float32))
+    assert np.all(np.abs(sums - exact) <= bound)
+
+
 @pytest.mark.skipif(not mkl.AVAILABLE, reason="oneMKL (the mkl wheel) is not installed")
 def test_onemkl_products_refuse_operands_without_contiguous_rows_or_columns():
     a = np.ones((6, 6))[::2, ::2]

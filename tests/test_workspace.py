@@ -3,6 +3,10 @@ memory for the same role on one thread, never another thread's, let go by `relea
 a repeated layer call that allocates none of them again; and the tape of a model's
 previous forward in the thread, which the next forward's tape takes."""
 
+import os
+import platform
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -91,3 +95,43 @@ def test_two_models_in_one_thread_never_share_a_tape():
     got = a.backward(np.ones_like(y_a))
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+# A child process: one layer call, then (faults, RSS) of reusing 64 MiB, above the
+# largest allocation glibc keeps by default (its mmap threshold tops out at 32 MiB),
+# and RSS after free_memory(release=True).
+KEEP_FREED_CHILD = """
+import resource, numpy as np, rnnbench, rnnbench.cpu
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+rnnbench.RNN("gru", 4, 4).forward(np.zeros((2, 1, 4), np.float32), grad=False)
+np.ones(2**24, np.float32)  # 64 MiB, touched and freed
+before = faults()
+np.ones(2**24, np.float32)
+held = rss()
+rnnbench.cpu.free_memory(release=True)
+print(faults() - before, held, rss())
+"""
+
+
+def run_child(keep: bool) -> tuple[int, int, int]:
+    """(page faults of the second 64 MiB, RSS after it, RSS after a release) in a child."""
+    env = {**os.environ, "RNNBENCH_KEEP_FREED_MEMORY": "1" if keep else "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", KEEP_FREED_CHILD], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return tuple(int(word) for word in result.stdout.split())
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_memory_freed_after_a_layer_call_is_reused_without_page_faults_until_released():
+    # 64 MiB mapped afresh: at least one fault per 2 MiB page (transparent huge pages),
+    # 16,384 with 4 KiB ones.
+    fresh_faults, _, _ = run_child(keep=False)
+    assert fresh_faults >= 32
+    kept_faults, held, released = run_child(keep=True)
+    assert kept_faults < 8
+    assert held - released > 48 * 2**20  # the kept 64 MiB went back to the system

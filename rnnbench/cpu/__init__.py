@@ -13,10 +13,18 @@ import numpy as np
 
 from ..backend import Tape, parameter_gradients, reused, rows, step_nbytes
 from ..cells import DENSE, Cell
-from ..config import LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES, SPLIT_UNITS_BYTES
+from ..config import (
+    COLUMN_SUM_FLOPS,
+    LOOP_PROJECTION_MIN_ROWS,
+    PROJECTION_CHUNK_BYTES,
+    SPLIT_UNITS_BYTES,
+)
 from . import barrier, mkl, scan, threads, workspace
-from .loops import MKL, loop_flops, step_product, time_loops
-from .memory import free_memory  # noqa: F401  (a Backend function)
+from .loops import MKL, add_column_sums, loop_flops, step_product, time_loops
+from .memory import (
+    free_memory,  # noqa: F401  (a Backend function)
+    keep_freed_memory,
+)
 from .threads import in_blocks, layer_call, matmul, matmul_transposed_left
 
 
@@ -58,7 +66,19 @@ def add_product(a, b, out) -> None:
 
 
 def column_sums(a, scale=None) -> np.ndarray:
-    return (a if scale is None else a * scale).sum(axis=0)
+    """Summed in float64 by blocks of rows on threads, without a temporary for a * scale
+    (IndRNN, T=1024, B=16, H=256: 2.7 ms in NumPy, 0.8 here; NumPy's float32 sums
+    were off by 1.5e-3 there)."""
+    M, N = a.shape
+    no_scale = np.zeros((0, 0), a.dtype)
+    sums = {}
+
+    def add(lo, hi):
+        sums[lo] = np.zeros(N)
+        add_column_sums(a, no_scale if scale is None else scale, lo, hi, sums[lo])
+
+    in_blocks(add, M, a.size * COLUMN_SUM_FLOPS)
+    return sum(sums.values()).astype(a.dtype)
 
 
 def _empty(dtype) -> np.ndarray:
@@ -218,7 +238,8 @@ def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_sca
 def _layer_call():
     """`threads.layer_call`, with BLAS kept to one thread where a layer call may run
     OpenBLAS; not where oneMKL's sequential layer takes every product, on the calling
-    thread."""
+    thread. The first call has glibc keep freed memory (`keep_freed_memory`)."""
+    keep_freed_memory()
     return layer_call(one_blas_thread=not (mkl.AVAILABLE and mkl.SEQUENTIAL))
 
 

@@ -121,6 +121,19 @@ def fill_rows(out, row):
 
 
 @cpu_kernel
+def add_column_sums(a, scale, lo, hi, out):
+    """out[n] += sum over rows lo:hi of a[m, n] (times scale[m, n] where scale has rows),
+    for out: [N] of float64 (a float32 sum over many rows would lose digits)."""
+    for m in range(lo, hi):
+        if scale.shape[0]:
+            for n in range(out.shape[0]):
+                out[n] += a[m, n] * np.float64(scale[m, n])
+        else:
+            for n in range(out.shape[0]):
+                out[n] += a[m, n]
+
+
+@cpu_kernel
 def copy_blocks(src, src_stride, src_start, dst, dst_stride, dst_start, n):
     """dst[g*dst_stride + dst_start + j] = src[g*src_stride + src_start + j] for j < n
     and each block g of dst: a unit split's gates between the layer's layout [G*H]
