@@ -1,7 +1,8 @@
 """`rnnbench compare`: rnnbench's CPU kernels against PyTorch's CPU RNNs, side by side.
 
 Times both on the same shapes in one run, alternating, after checking that they
-agree; prints each ratio and the share of the machine's sgemm throughput. On a
+agree; prints each ratio and the share of the machine's sgemm throughput. A cell
+without a PyTorch twin is timed alone, after a check against its float64 run. On a
 terminal, stderr shows which row and run it is at.
 """
 
@@ -13,7 +14,7 @@ import time
 import numpy as np
 
 from .cells import CELLS
-from .model import RNN
+from .model import RNN, architectures
 
 # (T, B, H) with input size H: the README table's shapes, batch-1 ones first.
 SHAPES = (
@@ -59,8 +60,9 @@ def add_arguments(parser):
     parser.add_argument(
         "--arch",
         action="append",
-        choices=torch_archs(),
-        help=f"architecture to compare (repeatable; default: {', '.join(DEFAULT_ARCHS)})",
+        choices=architectures(),
+        help=f"architecture to compare (repeatable; default: {', '.join(DEFAULT_ARCHS)}); "
+        "one without a PyTorch twin is timed alone, checked against its float64 run",
     )
     parser.add_argument(
         "--shape",
@@ -138,12 +140,12 @@ def _idle_seconds(run) -> float:
 
 
 def _median_seconds(ours, peer, repeats: int, label: str) -> tuple[float, float]:
-    """Median seconds of `ours` and of `peer` over `repeats` alternating runs, each
-    run's number shown after `label` as progress."""
+    """Median seconds of `ours` and of `peer` (nan where peer is None) over `repeats`
+    alternating runs, each run's number shown after `label` as progress."""
     times = []
     for repeat in range(repeats):
         _show_progress(f"{label} {repeat + 1}/{repeats}")
-        times.append((_idle_seconds(ours), _idle_seconds(peer)))
+        times.append((_idle_seconds(ours), np.nan if peer is None else _idle_seconds(peer)))
     _show_progress()
     ours_s, peer_s = np.median(times, axis=0)
     return ours_s, peer_s
@@ -158,51 +160,74 @@ def _show_progress(text: str = "") -> None:
 
 
 def _pair(torch, arch: str, T: int, B: int, H: int):
-    """rnnbench and torch runners for inference and training, checked to agree."""
+    """rnnbench's runners for inference and training, each with its PyTorch twin's (None
+    for a cell without one), checked to agree with the twin or, without one, with
+    rnnbench's float64 run of the same weights."""
     model = RNN(arch, H, H, dtype=np.float32, seed=0)
-    peer = torch_twin(model)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((T, B, H), dtype=np.float32)
     dy = rng.standard_normal((T, B, H), dtype=np.float32)
-    x_t, dy_t = torch.from_numpy(x), torch.from_numpy(dy)
-    x_grad = x_t.clone().requires_grad_()
 
     def ours_train():
         model.forward(x)
         return model.backward(dy)
 
-    def peer_infer():
+    ours = {"inference": lambda: model.forward(x, grad=False), "training": ours_train}
+    y, dx = ours["inference"]()[0], ours_train()["input"]
+    if model.cell.torch is None:
+        reference = RNN(arch, H, H, dtype=np.float64, seed=0)
+        reference.params = {k: v.astype(np.float64) for k, v in model.params.items()}
+        peers = {"inference": None, "training": None}
+        y_ref = reference.forward(x.astype(np.float64), grad=False)[0]
+        reference.forward(x.astype(np.float64))
+        dx_ref = reference.backward(dy.astype(np.float64))["input"]
+        against = "its float64 run"
+    else:
+        peers = _torch_runners(torch, model, x, dy)
+        y_ref, dx_ref = (peers[phase]().numpy() for phase in ("inference", "training"))
+        against = "torch"
+    y_error, dx_error = np.abs(y - y_ref).max(), np.abs(dx - dx_ref).max()
+    if max(y_error, dx_error) > TOLERANCE:
+        raise RuntimeError(
+            f"{arch} {T},{B},{H}: rnnbench and {against} disagree (output {y_error:.2e}, "
+            f"input gradient {dx_error:.2e}); nothing timed"
+        )
+    return {phase: (ours[phase], peers[phase]) for phase in ours}
+
+
+def _torch_runners(torch, model: RNN, x, dy) -> dict:
+    """The PyTorch twin's inference (its output) and training (its input gradient)."""
+    peer = torch_twin(model)
+    x_t, dy_t = torch.from_numpy(x), torch.from_numpy(dy)
+    x_grad = x_t.clone().requires_grad_()
+
+    def infer():
         with torch.no_grad():
             return peer(x_t)[0]
 
-    def peer_train():
+    def train():
         x_grad.grad = None
         peer.zero_grad()
         peer(x_grad)[0].backward(dy_t)
         return x_grad.grad
 
-    y_error = np.abs(model.forward(x, grad=False)[0] - peer_infer().numpy()).max()
-    dx_error = np.abs(ours_train()["input"] - peer_train().numpy()).max()
-    if max(y_error, dx_error) > TOLERANCE:
-        raise RuntimeError(
-            f"{arch} {T},{B},{H}: rnnbench and torch disagree (output {y_error:.2e}, "
-            f"input gradient {dx_error:.2e}); nothing timed"
-        )
-    return {
-        "inference": (lambda: model.forward(x, grad=False), peer_infer),
-        "training": (ours_train, peer_train),
-    }
+    return {"inference": infer, "training": train}
 
 
 def _rows(torch, arch: str, T: int, B: int, H: int, repeats: int, sgemm: float):
-    """The table's rows of one architecture and shape: inference, then training."""
+    """The table's rows of one architecture and shape: inference, then training; the
+    torch columns "-" for a cell without a PyTorch twin."""
     for phase, (ours, peer) in _pair(torch, arch, T, B, H).items():
-        ours_s, peer_s = _median_seconds(ours, peer, repeats, f"{arch} {T},{B},{H} {phase}")
+        label = f"{arch} {T},{B},{H} {phase}"
+        ours_s, peer_s = _median_seconds(ours, peer, repeats, label)
         flops = CELLS[arch].flops_per_step(H, H) * T * B * (3 if phase == "training" else 1)
         gflops = flops / ours_s / 1e9
+        torch_ms, speed_up = (
+            ("-", "-") if peer is None else (f"{peer_s * 1e3:.2f}", f"{peer_s / ours_s:.2f}x")
+        )
         yield (
-            f"| {arch} | {T} | {B} | {H} | {phase} | {ours_s * 1e3:.2f} | "
-            f"{peer_s * 1e3:.2f} | {peer_s / ours_s:.2f}x | {gflops:.1f} | {gflops / sgemm:.0%} |"
+            f"| {arch} | {T} | {B} | {H} | {phase} | {ours_s * 1e3:.2f} | {torch_ms} | "
+            f"{speed_up} | {gflops:.1f} | {gflops / sgemm:.0%} |"
         )
 
 
@@ -229,7 +254,8 @@ def run(args) -> int:
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for arch, (T, B, H) in itertools.product(archs, shapes):
-            _show_progress(f"{arch} {T},{B},{H} checking against torch")
+            against = "torch" if CELLS[arch].torch else "float64"
+            _show_progress(f"{arch} {T},{B},{H} checking against {against}")
             for row in _rows(torch, arch, T, B, H, args.repeats, sgemm):
                 print(row, flush=True)
     finally:

@@ -97,3 +97,17 @@ def test_help_names_the_defaults(capsys):
 def test_a_cell_without_a_twin_is_refused_by_name():
     with pytest.raises(ValueError, match="'indrnn' has no PyTorch twin"):
         compare.torch_twin(rnnbench.RNN("indrnn", 2, 3))
+
+
+def test_a_cell_without_a_twin_is_timed_alone_after_a_check_against_float64(
+    quick, monkeypatch, capsys
+):
+    assert cli.main(["compare", "--arch", "indrnn", "--shape", "4,2,3", "--repeats", "1"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()]
+    rows = [row for row in rows if row[0] == "| indrnn"]
+    assert [row[4] for row in rows] == ["inference", "training"]
+    for row in rows:
+        assert float(row[5]) > 0 and row[6:8] == ["-", "-"]
+    monkeypatch.setattr(compare, "TOLERANCE", -1.0)
+    with pytest.raises(RuntimeError, match="rnnbench and its float64 run disagree"):
+        cli.main(["compare", "--arch", "indrnn", "--shape", "4,2,3", "--repeats", "1"])
