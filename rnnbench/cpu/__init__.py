@@ -377,10 +377,11 @@ def layer_backward(
                 units = [0]
             packed = _pack_all(requests)
             packs = [packed.get(f"W_hh {k}", _no_pack()) for k in range(len(units))]
-            dhp_units = "dxp_units" if cell.one_gradient else "dhp_units"  # the same array
-            names = (("saved_units", S), ("dxp_units", G), (dhp_units, G))
+            one = cell.one_gradient  # no dhp_units, and a row to discard
+            names = (("saved_units", S), ("dxp_units", G), ("dhp_units", 0 if one else G))
             buffers = [
                 [_buffer(k, name, (B, size * n), dtype) for name, size in names]
+                + [_buffer(k, "discard", (B, G * (n or H) if one else 0), dtype)]
                 for k, n in enumerate(units)
             ]
 

@@ -259,11 +259,11 @@ def _forward_loop(cell: Cell, forward_units):
 
 
 def _backward_loop(cell: Cell, backward_units):
-    recurrence = cell.recurrence
+    recurrence, one_gradient = cell.recurrence, cell.one_gradient
 
     def backward(
         reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packed, h, c, saved, dy,
-        dy_offset, dh, dc, dxp, dhp, saved_units, dxp_units, dhp_units, scratch,
+        dy_offset, dh, dc, dxp, dhp, saved_units, dxp_units, dhp_units, discard, scratch,
     ):  # fmt: skip
         """BPTT through a layer-direction; the mirror of `forward`, over rows lo:hi and
         units u0:u1 (counts, me, and a split's saved_units: [B,S*n], dxp_units and
@@ -273,9 +273,13 @@ def _backward_loop(cell: Cell, backward_units):
         dy: [T,B,D*H], columns dy_offset:dy_offset+H read   dh: [T+1,B,H] holds
         dL/dh_T (at the final index) on entry and dL/dh_t for every state on exit,
         dy included   dc: [B,H] dL/dc_T in, dL/dc_0 out   dxp, dhp: [T,B,G*H]
-        written, gradients of the input and recurrent pre-activations
-        scratch: [H*B]   product, lo, hi: as in `forward`, packed: `mkl.pack` of
-        W_hh's columns u0:u1 (all of W_hh without a split)
+        written, gradients of the input and recurrent pre-activations (one array
+        where the cell sums them: `Cell.one_gradient`)   discard: [B,G*n], whose row lo
+        (this thread's) takes such a cell's second copy of that gradient: into the
+        same array, LLVM's run-time overlap check sent the units to their scalar loop
+        (LSTM: 4.8 ns a unit, 1.4 vectorised)   scratch: [H*B]   product, lo, hi: as
+        in `forward`, packed: `mkl.pack` of W_hh's columns u0:u1 (all of W_hh without
+        a split)
         """
         T = dxp.shape[0]
         H = h.shape[2]
@@ -294,11 +298,13 @@ def _backward_loop(cell: Cell, backward_units):
                 backward_units(
                     n, sv[b], h[prev, b, u0:u1], c[prev, b, u0:u1], h[new, b, u0:u1],
                     c[new, b, u0:u1], dy[t, b, dy_offset + u0 : dy_offset + u1],
-                    dh[new, b, u0:u1], dc[b, u0:u1], dxp_t[b], dhp_t[b], dh[prev, b, u0:u1],
+                    dh[new, b, u0:u1], dc[b, u0:u1], dxp_t[b],
+                    discard[lo] if one_gradient else dhp_t[b], dh[prev, b, u0:u1],
                 )  # fmt: skip
                 if recurrence == DENSE and split:
                     copy_blocks(dxp_t[b], n, 0, dxp[t, b], H, u0, n)
-                    copy_blocks(dhp_t[b], n, 0, dhp[t, b], H, u0, n)
+                    if not one_gradient:
+                        copy_blocks(dhp_t[b], n, 0, dhp[t, b], H, u0, n)
                 if recurrence == DIAGONAL:
                     for j in range(H):
                         dh[prev, b, j] += dhp[t, b, j] * w_hh[j]
