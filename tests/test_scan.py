@@ -85,3 +85,24 @@ def test_scan_matches_step_loop(problem, seed):
         for result in (scanned32[name], loop32[name]):
             assert result.dtype == np.float32
             np.testing.assert_allclose(result, expected, rtol=0, atol=1e-4 * scale, err_msg=name)
+
+
+def test_a_scan_of_one_chunk_a_row_is_the_step_loop():
+    """Where a chunk per batch row fills the threads, the scan would not split time:
+    the CPU runs the step loop, with the same results bit for bit, and its tape says
+    so; a batch of one row splits time and takes the scan."""
+    rng = np.random.default_rng(0)
+    sizes = {"input_size": 3, "hidden_size": 5, "num_layers": 2, "bidirectional": True}
+    for arch in SCAN_CELLS:
+        for B, scanned in ((4 * threads.THREADS, False), (1, True)):
+            T = 12
+            x, dy = rng.standard_normal((T, B, 3)), rng.standard_normal((T, B, 10))
+            h0, dh_n = rng.standard_normal((4, B, 5)), rng.standard_normal((4, B, 5))
+            model = rnnbench.RNN(arch, parallel_scan=True, dtype=np.float64, **sizes)
+            model.forward(x)
+            assert [tape.parallel_scan for tape in model._last.forward.tapes] == [scanned] * 4
+            if scanned:
+                continue
+            got, loop = (run(arch, p, np.float32, sizes, x, h0, dy, dh_n) for p in (True, False))
+            for key, value in loop.items():
+                np.testing.assert_array_equal(got[key], value, err_msg=f"{arch} {key}")

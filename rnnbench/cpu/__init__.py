@@ -228,7 +228,7 @@ def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_sca
     """`Backend.tapeless_step_nbytes`: the input projection's (none where the loop
     projects the input, in chunks of a fixed size), and the states' and saved
     activations' for the scan."""
-    if parallel_scan:
+    if parallel_scan and scan.splits_time(T, B):
         return step_nbytes(cell, B, H, dtype)
     if _projects_in_loop(cell, T, B, H, dtype):
         return 0
@@ -259,7 +259,8 @@ def layer_forward(
     cell: Cell, params: dict, x, h0, c0, reverse: bool, out, out_offset: int,
     parallel_scan: bool = False, keep: bool = True, reuse: Tape | None = None,
 ) -> Tape:  # fmt: skip
-    """`Backend.layer_forward`: x projected by BLAS, then the time loop or the scan.
+    """`Backend.layer_forward`: x projected by BLAS, then the time loop or, where asked
+    and it splits time (`scan.splits_time`), the scan.
 
     Where oneMKL multiplies the steps and the loop's threads each take enough rows
     (`_projects_in_loop`), each thread computes its rows' input products in the loop
@@ -274,6 +275,7 @@ def layer_forward(
     H = h0.shape[1]
     dtype = x.dtype
     GH = cell.gates * H
+    parallel_scan = parallel_scan and scan.splits_time(T, B)  # else the step loop
     in_loop = not parallel_scan and _projects_in_loop(cell, T, B, H, dtype)
     with _layer_call():
         if not in_loop:

@@ -37,6 +37,15 @@ def chunk_length(T: int, B: int) -> int:
     return -(-T // chunks)
 
 
+def splits_time(T: int, B: int) -> bool:
+    """Whether the scan splits T steps into more than one chunk (`chunk_length`). With
+    one, it walks each row's steps in order, as the step loop does, then all of them
+    again for the output, and keeps every step's states even without a tape: the CPU
+    backend then runs the step loop (minGRU, T=1024, B=16, H=256: inference 27 -> 17.5
+    ms, training 73 -> 66)."""
+    return chunk_length(T, B) < T
+
+
 @functools.cache
 def scan_loops(cell: Cell):
     """The scan's compiled passes for one cell with a `Cell.scan`: (forward_chunks,
