@@ -91,7 +91,7 @@ def fingerprint(cell) -> str:
     """12 hex digits of the code of the cell's functions, everything they call and
     every constant they read, and the compiler settings: what a compiled kernel
     depends on beyond the file that defines it."""
-    digest = hashlib.sha256(repr(sorted(JIT_OPTIONS.items())).encode())
+    digest = hashlib.sha256(_stable_repr(JIT_OPTIONS).encode())
     digest.update(f"{CUDA_FASTMATH}".encode())
     seen = set()
     for function in (cell.forward, cell.backward, cell.scan):
@@ -111,7 +111,7 @@ def _digest_function(function, digest, seen: set) -> None:
             continue
         for code in _code_objects(f.__code__):
             digest.update(code.co_code)
-            digest.update(repr([c for c in code.co_consts if not _is_code(c)]).encode())
+            digest.update(_stable_repr([c for c in code.co_consts if not _is_code(c)]).encode())
             for name in code.co_names:
                 _digest_value(name, f.__globals__.get(name), digest, seen)
         for name, cell in zip(f.__code__.co_freevars, f.__closure__ or (), strict=True):
@@ -130,7 +130,22 @@ def _digest_value(name: str, value, digest, seen: set) -> None:
     elif isinstance(value, np.ndarray):
         digest.update(f"{value.dtype}{value.shape}".encode() + value.tobytes())
     elif not isinstance(value, type):
-        digest.update(repr(value).encode())
+        digest.update(_stable_repr(value).encode())
+
+
+def _stable_repr(value) -> str:
+    """repr(value), with the items of sets and dicts in sorted order: a set's own order
+    (of strings, say: JIT_OPTIONS' fastmath flags) changes from one process to the
+    next with Python's hash seed, and the fingerprint, and so the disk cache's name
+    for every kernel, with it."""
+    if isinstance(value, set | frozenset):
+        return "{" + ", ".join(sorted(map(_stable_repr, value))) + "}"
+    if isinstance(value, dict):
+        items = sorted(f"{_stable_repr(k)}: {_stable_repr(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return type(value).__name__ + "(" + ", ".join(map(_stable_repr, value)) + ")"
+    return repr(value)
 
 
 def _is_code(value) -> bool:

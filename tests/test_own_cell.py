@@ -386,6 +386,23 @@ def test_the_fingerprint_covers_closures_constants_and_callees():
         jit.JIT_OPTIONS = original
 
 
+def test_the_fingerprint_is_the_same_in_every_process():
+    """Processes with other hash seeds (which order sets of strings differently, such as
+    the fastmath flags) name the kernels alike, so one finds what another cached."""
+    code = "from rnnbench import CELLS, jit; print([jit.fingerprint(c) for c in CELLS.values()])"
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(prints) == 1, prints
+
+
 def test_an_installed_package_registers_through_its_entry_point(tmp_path):
     """A distribution on the path that declares `rnnbench.cells` entry points: one names a
     module (importing it registers its cell), one names a `Cell`."""
