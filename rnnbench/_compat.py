@@ -45,6 +45,15 @@ _require("numba", "compiling without reference counting (_nrt=False)")
 NO_REFERENCE_COUNTING = {"_nrt": False}
 
 
+def compiling_for_cpu() -> bool:
+    """Whether the code being typed now compiles for the CPU (not CUDA): for a gate whose
+    best form differs between them (`numba.core.target_extension.current_target`)."""
+    _require("numba", "telling the target a gate compiles for (current_target)")
+    from numba.core.target_extension import current_target
+
+    return current_target() == "cpu"
+
+
 def enable_disk_cache(dispatcher) -> None:
     """Cache `dispatcher`'s compiled code on disk where Numba finds a writable place:
     beside the package, else the user-wide cache (NUMBA_CACHE_DIR or ~/.cache). Where

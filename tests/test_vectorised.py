@@ -71,8 +71,7 @@ for name, f in (("forward", fr), ("backward", br)):
     ir = "".join(f.inspect_llvm().values())
     print(name, len(re.findall(r"= (fadd|fsub|fmul|fdiv)[^<]*<\\d+ x float>", ir)))
 """
-# minLSTM's forward calls exp, which LLVM vectorises only with a vector math library.
-SCAN_ROWS = [("mingru", "forward"), ("mingru", "backward"), ("minlstm", "backward")]
+SCAN_ROWS = [(arch, row) for arch in ("mingru", "minlstm") for row in ("forward", "backward")]
 
 
 @pytest.mark.parametrize(("arch", "row"), SCAN_ROWS)

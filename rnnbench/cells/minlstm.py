@@ -17,11 +17,9 @@ Derivative: f' = sigmoid(d) with d = log(u_i / u_f), so df'/dd = f' i',
 dd/dp_f = 1 - f = sigmoid(-p_f), dd/dp_i = -(1 - i) = -sigmoid(-p_i).
 """
 
-import math
-
 from ..jit import gate
 from . import NONE, Cell
-from .activations import ZERO, sigmoid
+from .activations import ZERO, exp, sigmoid
 from .linear import saved_decay
 
 
@@ -29,8 +27,8 @@ from .linear import saved_decay
 def forward(xp, hp, j, H, h_prev, c_prev, saved):
     pre_f, pre_i = xp[j], xp[H + j]
     m = max(ZERO, -pre_f, -pre_i)
-    scale = math.exp(-m)
-    e_f, e_i = math.exp(-pre_f - m), math.exp(-pre_i - m)
+    scale = exp(-m)
+    e_f, e_i = exp(-pre_f - m), exp(-pre_i - m)
     n_f, n_i = scale + e_f, scale + e_i
     forget = n_i / (n_f + n_i)
     input_weight = n_f / (n_f + n_i)
