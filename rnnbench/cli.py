@@ -20,6 +20,14 @@ COMMANDS = {
 }
 
 
+def show_progress(text: str = "") -> None:
+    """`text` in place of stderr's current line, only when stderr is a terminal (what a
+    subcommand prints on stdout stays clean); "" clears the line."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{text}")
+        sys.stderr.flush()
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="rnnbench", description=__doc__.splitlines()[0])

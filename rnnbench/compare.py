@@ -8,12 +8,12 @@ terminal, stderr shows which row and run it is at.
 
 import argparse
 import itertools
-import sys
 import time
 
 import numpy as np
 
 from .cells import CELLS
+from .cli import show_progress
 from .model import RNN, architectures
 
 # (T, B, H) with input size H: the README table's shapes, batch-1 ones first.
@@ -144,19 +144,11 @@ def _median_seconds(ours, peer, repeats: int, label: str) -> tuple[float, float]
     alternating runs, each run's number shown after `label` as progress."""
     times = []
     for repeat in range(repeats):
-        _show_progress(f"{label} {repeat + 1}/{repeats}")
+        show_progress(f"{label} {repeat + 1}/{repeats}")
         times.append((_idle_seconds(ours), np.nan if peer is None else _idle_seconds(peer)))
-    _show_progress()
+    show_progress()
     ours_s, peer_s = np.median(times, axis=0)
     return ours_s, peer_s
-
-
-def _show_progress(text: str = "") -> None:
-    """`text` in place of stderr's current line, only when stderr is a terminal (the
-    table on stdout stays clean); "" clears the line."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{text}")
-        sys.stderr.flush()
 
 
 def _pair(torch, arch: str, T: int, B: int, H: int):
@@ -242,9 +234,9 @@ def run(args) -> int:
     archs = args.arch or DEFAULT_ARCHS
     shapes = args.shape or SHAPES
     try:
-        _show_progress("measuring sgemm")
+        show_progress("measuring sgemm")
         sgemm = sgemm_gflops()
-        _show_progress()
+        show_progress()
         print(
             f"sgemm (NumPy, float32, 1024^3): {sgemm:.1f} GFLOP/s; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; median of {args.repeats} alternating runs"
@@ -255,9 +247,9 @@ def run(args) -> int:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for arch, (T, B, H) in itertools.product(archs, shapes):
             against = "torch" if CELLS[arch].torch else "float64"
-            _show_progress(f"{arch} {T},{B},{H} checking against {against}")
+            show_progress(f"{arch} {T},{B},{H} checking against {against}")
             for row in _rows(torch, arch, T, B, H, args.repeats, sgemm):
                 print(row, flush=True)
     finally:
-        _show_progress()  # clears the line on an error or Ctrl-C too
+        show_progress()  # clears the line on an error or Ctrl-C too
     return 0

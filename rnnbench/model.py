@@ -344,9 +344,6 @@ class RNN:
         dy: [T,B,D*H]; dstate like the state forward returned (zeros if None).
         Returns dL/d(every parameter), plus "input", "h0" and, for lstm, "c0".
         """
-        return self._backward(dy, dstate)[0]
-
-    def _backward(self, dy, dstate):
         last = self._last_forward("backward")
         backend, H, D = self.backend, self.hidden_size, self.directions
         T, B, _ = last.tapes[0].x.shape
@@ -356,13 +353,12 @@ class RNN:
         grads = {}
         dh0, dc0 = [None] * (self.num_layers * D), [None] * (self.num_layers * D)
         layer_dy = self._to_backend(dy)
-        last_dh = None
         for layer in reversed(range(self.num_layers)):
             dx = backend.zeros(last.tapes[layer * D].x.shape, self.dtype)
             for direction in range(D):
                 k = layer * D + direction
                 keys = self._layer_keys(layer, direction)
-                layer_grads, dh, dh0[k], dc0[k] = backend.layer_backward(
+                layer_grads, _, dh0_k, dc0[k] = backend.layer_backward(
                     self.cell,
                     self._layer_params(last.params, layer, direction),
                     last.tapes[k],
@@ -374,15 +370,15 @@ class RNN:
                     dx,
                 )
                 grads.update({keys[name]: g for name, g in layer_grads.items()})
-                if layer == self.num_layers - 1 and direction == 0:
-                    last_dh = dh
+                # a copy: the view would keep the layer's dh, [T+1,B,H], alive to the end
+                dh0[k] = backend.asarray(dh0_k, copy=True)
             layer_dy = dx
         grads = {key: grads[key] for key in self._shapes}
         grads["input"] = layer_dy
         grads["h0"] = backend.stack(dh0)
         if self.cell.has_cell_state:
             grads["c0"] = backend.stack(dc0)
-        return {key: self._output(g, last.host_io) for key, g in grads.items()}, last_dh
+        return {key: self._output(g, last.host_io) for key, g in grads.items()}
 
     def gradient_norms(self, x, state=None, u=None, *, log10: bool = False) -> np.ndarray:
         """Mean over batch rows of |dL/dh_k|, k = 0..T, for L = sum(u * h_T) of the last layer.

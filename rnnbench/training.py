@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import tasks
+from .cli import show_progress
 from .model import RNN, _positive_int, architectures
 
 EVAL_BATCH = 500  # rows of the held-out batch
@@ -269,8 +270,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Train as `args` say; the history table on stdout, progress on stderr's terminal."""
-    from .compare import _show_progress
-
     shown = [0.0]
 
     def progress(step, steps, train_loss, eval_loss):
@@ -279,7 +278,7 @@ def run(args) -> int:
         shown[0] = time.monotonic()
         done = round(20 * step / steps)
         held_out = "-" if math.isnan(eval_loss) else f"{eval_loss:.4f}"
-        _show_progress(
+        show_progress(
             f"{args.arch} {args.task} T={args.seq_len} [{'#' * done}{'.' * (20 - done)}] "
             f"step {step}/{steps} loss {train_loss:.4f} held-out {held_out}"
         )
@@ -303,7 +302,7 @@ def run(args) -> int:
         print(f"{args.usage}rnnbench train: error: {error}", file=sys.stderr)
         return 2
     finally:
-        _show_progress()
+        show_progress()
     print(result.history.to_string(index=False))
     print(summary(result.history, result.task, args.seq_len))
     return 0

@@ -212,3 +212,19 @@ def test_counts_bound_a_forward_whose_threads_split_the_units(monkeypatch):
     assert forward <= memory.forward_nbytes(model, steps, rows) <= 2 * forward
     backward = peak_bytes(lambda: model.backward(dy))
     assert backward <= memory.backward_nbytes(model, steps, rows)
+
+
+def test_a_deep_backward_lets_each_layers_state_gradients_go():
+    """dL/dh of every state, [T+1,B,H], is a layer's own: the backward keeps a copy of
+    its dh0 only, so four layers more take less than one such array more at the peak
+    (layers past the first two each free what they allocated)."""
+    T, B, H = 400, 8, 16
+    x = np.random.default_rng(0).standard_normal((T, B, H))
+    peaks = []
+    for layers in (2, 6):
+        model = rnnbench.RNN("gru", H, H, num_layers=layers, dtype=np.float64)
+        y, _ = model.forward(x)
+        dy = np.ones_like(y)
+        model.backward(dy)  # compiled
+        peaks.append(peak_bytes(lambda model=model, dy=dy: model.backward(dy)))
+    assert peaks[1] - peaks[0] < (T + 1) * B * H * 8
