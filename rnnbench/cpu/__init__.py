@@ -78,7 +78,8 @@ def column_sums(a, scale=None) -> np.ndarray:
         add_column_sums(a, no_scale if scale is None else scale, lo, hi, sums[lo])
 
     in_blocks(add, M, a.size * COLUMN_SUM_FLOPS)
-    return sum(sums.values()).astype(a.dtype)
+    first, *rest = (sums[lo] for lo in sorted(sums))  # in row order: repeatable bits
+    return sum(rest, first).astype(a.dtype)
 
 
 def _empty(dtype) -> np.ndarray:
