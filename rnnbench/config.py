@@ -62,12 +62,13 @@ COLUMN_SUM_FLOPS = 32
 # [M,128] by [128,512] on one thread and two: M=200, 26 MFLOP, 0.13 and 0.19 ms;
 # M=400 0.25 and 0.26; M=800 0.49 and 0.38).
 PARALLEL_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_FLOPS", "50000000"))
-# Where oneMKL multiplies a DENSE cell's time steps and its threads each take at least
-# this many rows (blocks of rows on every thread, or every row where they split the
-# units), each thread computes its rows' input products W_ih x_t in the loop too, in
-# chunks of steps: one core's packed product of 1, 2, 4 and 8 rows (K=256, N=1024)
-# reached 82, 143, 208 and 228 GFLOP/s; one OpenBLAS product of all steps on 2 threads
-# 324-390, which then goes through memory.
+# Where a DENSE cell's time steps multiply packed weights and its threads each take at
+# least this many rows (blocks of rows on every thread, or every row where they split
+# the units), each thread computes its rows' input products W_ih x_t in the loop too,
+# in chunks of steps: on this project's Intel machine one core's packed product
+# (oneMKL's then) of 1, 2, 4 and 8 rows (K=256, N=1024) reached 82, 143, 208 and 228
+# GFLOP/s; one OpenBLAS product of all steps on 2 threads 324-390, which then goes
+# through memory.
 LOOP_PROJECTION_MIN_ROWS = int(os.environ.get("RNNBENCH_LOOP_PROJECTION_MIN_ROWS", "4"))
 # Bytes of input products a thread computes at once (a chunk of steps), before the
 # recurrent steps that read them: step by step, the two packed weights crowd one
@@ -75,12 +76,13 @@ LOOP_PROJECTION_MIN_ROWS = int(os.environ.get("RNNBENCH_LOOP_PROJECTION_MIN_ROWS
 # core, products and gate math: 58.7 us per step a step at a time, 48.1 in chunks
 # of 4 steps, 45.6-46.4 in chunks of 16-32 (0.5-1 MiB).
 PROJECTION_CHUNK_BYTES = int(os.environ.get("RNNBENCH_PROJECTION_CHUNK_BYTES", str(2**20)))
-# Where oneMKL multiplies a DENSE cell's steps and W_hh has more bytes than this
-# (one core's L2 here), the time loop's threads split the hidden units rather than
-# the rows, so each streams its part of W_hh from its own L2, not all of it from
-# memory, and they meet at a barrier each step (`rnnbench.cpu.barrier`). One core's
-# packed product for LSTM H=512, batch 16 on 2 cores: 117 GFLOP/s with the rows
-# split (8 rows, all of W_hh), 185 with the units split (16 rows, half of it).
+# Where a DENSE cell's steps multiply packed weights and W_hh has more bytes than this
+# (one core's L2 on this project's Intel machine), the time loop's threads split the
+# hidden units rather than the rows, so each streams its part of W_hh from its own
+# L2, not all of it from memory, and they meet at a barrier each step
+# (`rnnbench.cpu.barrier`). One core's packed product (oneMKL's then) for LSTM H=512,
+# batch 16 on 2 cores: 117 GFLOP/s with the rows split (8 rows, all of W_hh), 185
+# with the units split (16 rows, half of it).
 SPLIT_UNITS_BYTES = int(os.environ.get("RNNBENCH_SPLIT_UNITS_BYTES", str(2 * 2**20)))
 # Whether the CPU backend has glibc keep freed memory in the process for the next
 # call rather than give it back to the system, which then faults it in afresh

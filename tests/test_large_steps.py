@@ -1,9 +1,8 @@
-"""The CPU backend's large-step paths (oneMKL's packed GEMM where the `mkl` wheel is
-installed, else OpenBLAS; batch rows in blocks on threads) against its small-step path
+"""The CPU backend's large-step paths (products against weights packed in panels, batch
+rows in blocks on threads, or hidden units split over them) against its small-step path
 (compiled loops, one thread), which the other tests' small shapes take. Every large-step
-path runs here wherever oneMKL loads (as in `make test`): see LARGE_PATHS, forced through
-`rnnbench.config`'s LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES and
-SPLIT_UNITS_BYTES.
+path runs here: see LARGE_PATHS, forced through `rnnbench.config`'s
+LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES and SPLIT_UNITS_BYTES.
 
 The paths are forced through the backend's thresholds, `rnnbench.cpu.loops.LARGE_STEP_FLOPS` and
 `rnnbench.cpu.threads.PARALLEL_FLOPS`, with more threads than batch rows allow, so every
@@ -12,6 +11,7 @@ row count splits.
 
 import math
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -24,25 +24,24 @@ from strategies import ARCHS, cases, parts, scaled, with_edge_cases
 
 import rnnbench
 import rnnbench.cpu
-from rnnbench.cpu import mkl
+from rnnbench.cpu import panels
 
+ONEMKL_INSTALLED = (pathlib.Path(sys.prefix) / "lib" / "libmkl_rt.so.3").exists()
 SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
-# oneMKL with the rows split over threads, or the hidden units (which meet at a
-# barrier at each step), each with the input products in the loop (in chunks of
-# steps) or projected first; OpenBLAS.
-MKL_PATHS = ["mkl in loop", "mkl", "mkl units in loop", "mkl units"]
-LARGE_PATHS = [*MKL_PATHS, "openblas"] if mkl.AVAILABLE else ["openblas"]
+# The rows split over threads, or the hidden units (which meet at a barrier at each
+# step), each with the input products in the loop (in chunks of steps) or projected
+# first.
+LARGE_PATHS = ["rows in loop", "rows", "units in loop", "units"]
 
 
-def run(arch, case, dtype, threshold, path="openblas", chunk_bytes=0) -> dict:
+def run(arch, case, dtype, threshold, path="rows", chunk_bytes=0) -> dict:
     """y, final state parts and gradients of one forward and backward of `case`; a loop
     that projects the input does it in chunks of `chunk_bytes` (at least one step)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mkl, "AVAILABLE", path.startswith("mkl"))
         in_loop = path.endswith("in loop")
         patch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 1 if in_loop else math.inf)
         patch.setattr(rnnbench.cpu, "PROJECTION_CHUNK_BYTES", chunk_bytes)
-        split = path.startswith("mkl units")
+        split = path.startswith("units")
         patch.setattr(rnnbench.cpu, "SPLIT_UNITS_BYTES", 0 if split else math.inf)
         patch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", threshold)
         patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", threshold)
@@ -79,41 +78,47 @@ def test_large_steps_give_the_results_of_small_steps(arch, dtype, path, case, ch
         assert_close(large[key], value, SAME_MATH if dtype == np.float64 else FLOAT32, key)
 
 
-@pytest.mark.skipif(not mkl.AVAILABLE, reason="oneMKL (the mkl wheel) is not installed")
-def test_large_steps_of_dense_cells_take_onemkl_where_it_loads(monkeypatch):
+def test_large_steps_of_dense_cells_multiply_packed_weights(monkeypatch):
     packed = []
-    pack = mkl.pack
+    pack = panels.pack
 
-    def recorded(b, rows, transpose=False, out=None):
-        packed.append((b.shape, transpose))
-        return pack(b, rows, transpose, out)
+    def recorded(b, out):
+        packed.append((b.shape, b.flags.c_contiguous))
+        return pack(b, out)
 
-    monkeypatch.setattr(mkl, "pack", recorded)
+    monkeypatch.setattr(panels, "pack", recorded)
     monkeypatch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", 0)  # rows on every thread
     model = rnnbench.RNN("lstm", 8, 16)  # W_hh: [4H, H], W_ih: [4H, I]
     y, _ = model.forward(np.ones((3, 64, 8), np.float32))
     model.backward(np.ones_like(y))
     # The forward's W_ih^T (each step's input product too) and W_hh^T, the backward's W_hh
     # (W_hh^T and W_hh on each thread).
-    assert set(packed) == {((64, 8), True), ((64, 16), True), ((64, 16), False)}
+    assert set(packed) == {((8, 64), False), ((16, 64), False), ((64, 16), True)}
 
 
-def test_without_onemkl_the_loops_compile_and_take_openblas():
-    """RNNBENCH_MKL=0 (as where the mkl wheel is missing): nothing is loaded, the loops
-    still link, and large steps give the small steps' results."""
+@pytest.mark.parametrize("choice", ["0", "1"])
+def test_with_onemkl_or_without_the_layers_give_the_same_results(choice):
+    """RNNBENCH_MKL=0 (as where the mkl wheel is missing): nothing is loaded and the
+    layers' large products take OpenBLAS; RNNBENCH_MKL=1: oneMKL takes them wherever
+    the wheel is installed, Intel CPU or not. Either gives this process's results."""
     program = (
         "import numpy as np, rnnbench\n"
         "from rnnbench.cpu import mkl\n"
-        "assert not mkl.AVAILABLE\n"
+        f"assert mkl.AVAILABLE == ({choice} and {ONEMKL_INSTALLED})\n"
         "x = np.random.default_rng(0).standard_normal((4, 64, 8))\n"
-        "y, _ = rnnbench.RNN('lstm', 8, 16, dtype=np.float64).forward(x)\n"
-        "print(float(np.abs(y).sum()))\n"
+        "model = rnnbench.RNN('lstm', 8, 16, dtype=np.float64)\n"
+        "y, _ = model.forward(x)\n"
+        "grads = model.backward(np.ones_like(y))\n"
+        "print(float(np.abs(y).sum()), float(np.abs(grads['weight_ih_l0']).sum()))\n"
     )
-    env = {**os.environ, "RNNBENCH_MKL": "0", "RNNBENCH_NO_CACHE": "1"}
+    env = {**os.environ, "RNNBENCH_MKL": choice, "RNNBENCH_NO_CACHE": "1"}
     result = subprocess.run(
         [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr
     model = rnnbench.RNN("lstm", 8, 16, dtype=np.float64)
     x = np.random.default_rng(0).standard_normal((4, 64, 8))
-    assert float(result.stdout) == pytest.approx(float(np.abs(model.forward(x)[0]).sum()))
+    y, _ = model.forward(x)
+    grads = model.backward(np.ones_like(y))
+    expected = [float(np.abs(y).sum()), float(np.abs(grads["weight_ih_l0"]).sum())]
+    assert [float(v) for v in result.stdout.split()] == pytest.approx(expected, rel=1e-12)

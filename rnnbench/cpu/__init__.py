@@ -19,8 +19,8 @@ from ..config import (
     PROJECTION_CHUNK_BYTES,
     SPLIT_UNITS_BYTES,
 )
-from . import barrier, mkl, scan, threads, workspace
-from .loops import MKL, add_column_sums, loop_flops, step_product, time_loops
+from . import barrier, mkl, panels, scan, threads, workspace
+from .loops import PACKED, add_column_sums, loop_flops, step_product, time_loops
 from .memory import (
     free_memory,  # noqa: F401  (a Backend function)
     keep_freed_memory,
@@ -90,13 +90,13 @@ def _empty(dtype) -> np.ndarray:
 def _takes_packed(cell: Cell, B: int, H: int) -> bool:
     """Whether the steps of a layer call over B rows multiply by packed weights (every
     block of its rows does, whatever its size)."""
-    return cell.recurrence == DENSE and step_product(cell, B, H) == MKL
+    return cell.recurrence == DENSE and step_product(cell, B, H) == PACKED
 
 
 def _splits_units(cell: Cell, B: int, H: int, dtype) -> bool:
     """Whether the time loop's threads split the hidden units (each with every row and
     its units' part of W_hh, meeting at each step) rather than the rows: where W_hh
-    exceeds config.SPLIT_UNITS_BYTES and oneMKL multiplies the steps."""
+    exceeds config.SPLIT_UNITS_BYTES and the steps multiply packed weights."""
     w_hh_bytes = cell.gates * H * H * np.dtype(dtype).itemsize
     return (
         _takes_packed(cell, B, H)
@@ -160,24 +160,23 @@ PACK_FLOPS_PER_BYTE = 20
 
 
 def _pack_all(requests: dict) -> dict:
-    """{role: `mkl.pack` of its matrix} for requests {role: (blocks, m, transpose)}, m the
-    rows of the products it serves: the matrix is the rows of `blocks` stacked (one
-    array, or a thread's gates of a weight). Each is gathered and packed into the
-    calling thread's reusable buffers for its role (`workspace`), on the threads, in
-    parallel."""
+    """{role: `panels.pack` of its matrix} for requests {role: (blocks, transpose)}: the
+    matrix is the rows of `blocks` stacked (one array, or a thread's gates of a
+    weight), transposed where asked. Each is gathered and packed into the calling
+    thread's reusable buffers for its role (`workspace`), on the threads, in parallel."""
     jobs, packed = [], {}
-    for role, (blocks, m, transpose) in requests.items():
+    for role, (blocks, transpose) in requests.items():
         shape = (sum(block.shape[0] for block in blocks), blocks[0].shape[1])
         dtype = blocks[0].dtype
         gathered = workspace.empty(f"{role} gathered", shape, dtype) if len(blocks) > 1 else None
-        nbytes = mkl.packed_nbytes(shape[::-1] if transpose else shape, m, dtype)
-        packed[role] = workspace.empty(role, (nbytes,), np.uint8)
-        jobs.append((blocks, gathered, m, transpose, packed[role]))
+        size = panels.packed_size(shape[::-1] if transpose else shape, dtype)
+        packed[role] = workspace.empty(role, (size,), dtype)
+        jobs.append((blocks, gathered, transpose, packed[role]))
 
     def pack(lo, hi):
-        for blocks, gathered, m, transpose, out in jobs[lo:hi]:
+        for blocks, gathered, transpose, out in jobs[lo:hi]:
             b = blocks[0] if gathered is None else np.concatenate(blocks, out=gathered)
-            mkl.pack(b, m, transpose, out)
+            panels.pack(b.T if transpose else b, out)
 
     nbytes = sum(out.nbytes for *_, out in jobs)
     in_blocks(pack, len(jobs), PACK_FLOPS_PER_BYTE * nbytes)
@@ -191,19 +190,18 @@ def _buffer(k: int, name: str, shape, dtype) -> np.ndarray:
 
 def _recurrent_weight(cell: Cell, params: dict, product: int):
     """(W_hh, W_hh transposed), C-contiguous; the transpose only where a DENSE cell's
-    product takes it (not oneMKL's, which packs W_hh)."""
+    product takes it (not PACKED, which packs W_hh)."""
     dtype = params["weight_ih"].dtype
     w_hh = np.ascontiguousarray(params.get("weight_hh", _empty(dtype)))
-    if cell.recurrence == DENSE and product != MKL:
+    if cell.recurrence == DENSE and product != PACKED:
         return w_hh, np.ascontiguousarray(w_hh.T)
     return w_hh, np.empty((0, 0), dtype)
 
 
 def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
-    """`Backend.layer_workspace_nbytes`: oneMKL's packed weights, several MiB each even
-    for a small H: the forward's W_ih^T (where the loop projects the input) and W_hh^T
-    (for each thread its units' gates where they are split, gathered first), or the
-    backward's W_hh (each thread's units' columns)."""
+    """`Backend.layer_workspace_nbytes`: the packed weights: the forward's W_ih^T (where the
+    loop projects the input) and W_hh^T (for each thread its units' gates where they are
+    split, gathered first), or the backward's W_hh (each thread's units' columns)."""
     if not _takes_packed(cell, B, H):
         return 0
     G, GH = cell.gates, cell.gates * H
@@ -219,10 +217,10 @@ def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size
         forward_shapes.append(input_shape)
     itemsize = np.dtype(dtype).itemsize
     forward = parties * sum(
-        mkl.packed_nbytes(shape, B, dtype) + (shape[0] * shape[1] * itemsize if split else 0)
+        (panels.packed_size(shape, dtype) + (shape[0] * shape[1] if split else 0)) * itemsize
         for shape in forward_shapes
     )
-    return max(forward, parties * mkl.packed_nbytes(backward_shape, B, dtype))
+    return max(forward, parties * panels.packed_size(backward_shape, dtype) * itemsize)
 
 
 def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
@@ -263,7 +261,7 @@ def layer_forward(
     """`Backend.layer_forward`: x projected by BLAS, then the time loop or, where asked
     and it splits time (`scan.splits_time`), the scan.
 
-    Where oneMKL multiplies the steps and the loop's threads each take enough rows
+    Where the steps multiply packed weights and the loop's threads each take enough rows
     (`_projects_in_loop`), each thread computes its rows' input products in the loop
     instead, a chunk of steps at a time (`_chunk_steps`), so the projection never
     goes through memory. Without `keep` the loop's states and saved activations are
@@ -300,7 +298,6 @@ def layer_forward(
         w_hh, w_hh_t = _recurrent_weight(cell, params, product)
         b_hh = params.get("bias_hh", _empty(dtype))
         chunk = _chunk_steps(cell, T, B, H, dtype) if in_loop else 0
-        scratch = workspace.empty("forward scratch", (GH * B,), dtype)
         bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else [(0, H)]
         split = len(bounds) > 1
 
@@ -308,9 +305,9 @@ def layer_forward(
         requests = {}
         for k, (u0, u1) in enumerate(bounds):
             if in_loop:
-                requests[f"W_ih {k}"] = (blocks(w_ih, u0=u0, u1=u1), B, True)
+                requests[f"W_ih {k}"] = (blocks(w_ih, u0=u0, u1=u1), True)
             if _takes_packed(cell, B, H):
-                requests[f"W_hh^T {k}"] = (blocks(w_hh, u0=u0, u1=u1), B, True)
+                requests[f"W_hh^T {k}"] = (blocks(w_hh, u0=u0, u1=u1), True)
         packed = _pack_all(requests)
 
         def thread_part(k, u0, u1):
@@ -336,8 +333,7 @@ def layer_forward(
             packed_ih, b_ih, x_proj, packed, b_hh, h_proj, xp_units, saved_units = per_thread[me]
             forward(
                 reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj, w_hh,
-                w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, scratch, out,
-                out_offset,
+                w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, out, out_offset,
             )  # fmt: skip
 
         _run_loop(cell, T, B, H, bounds if split else None, loop)
@@ -367,16 +363,15 @@ def layer_backward(
             _, backward = time_loops(cell)
             product = step_product(cell, B, H)
             w_hh, w_hh_t = _recurrent_weight(cell, params, product)
-            scratch = workspace.empty("backward scratch", (H * B,), dtype)
             G, S = cell.gates, cell.saved
             bounds = _unit_bounds(H) if _splits_units(cell, B, H, dtype) else None
             if bounds:  # W_hh's columns of each thread's units
                 requests = {
-                    f"W_hh {k}": ([w_hh[:, u0:u1]], B, False) for k, (u0, u1) in enumerate(bounds)
+                    f"W_hh {k}": ([w_hh[:, u0:u1]], False) for k, (u0, u1) in enumerate(bounds)
                 }
                 units = [u1 - u0 for u0, u1 in bounds]
             else:
-                requests = {"W_hh 0": ([w_hh], B, False)} if _takes_packed(cell, B, H) else {}
+                requests = {"W_hh 0": ([w_hh], False)} if _takes_packed(cell, B, H) else {}
                 units = [0]
             packed = _pack_all(requests)
             packs = [packed.get(f"W_hh {k}", _no_pack()) for k in range(len(units))]
@@ -391,7 +386,7 @@ def layer_backward(
             def loop(lo, hi, u0, u1, counts, me):
                 backward(
                     reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packs[me], tape.h,
-                    tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, *buffers[me], scratch,
+                    tape.c, tape.saved, dy, dy_offset, dh, dc, dxp, dhp, *buffers[me],
                 )  # fmt: skip
 
             _run_loop(cell, T, B, H, bounds, loop)

@@ -20,12 +20,11 @@ import numpy as np
 from ..cells import DENSE, DIAGONAL, Cell
 from ..config import GATE_FLOPS, LARGE_STEP_FLOPS
 from ..jit import cpu_kernel, cpu_units_kernel, specialise
-from . import barrier, mkl
-from .mkl import NO_TRANS, PACKED, ROW_MAJOR, dgemm_compute, sgemm_compute
+from . import barrier, panels
 
-# How a time step's matrix product is computed: a compiled loop (small steps),
-# OpenBLAS, or oneMKL's packed GEMM (large steps, where the `mkl` wheel is installed).
-LOOP, OPENBLAS, MKL = 0, 1, 2
+# How a time step's matrix product is computed: a compiled loop (small steps), or
+# the register-blocked kernel against a weight packed in panels (`panels`).
+LOOP, PACKED = 0, 1
 
 
 def step_flops(cell: Cell, batch: int, hidden_size: int) -> int:
@@ -34,15 +33,13 @@ def step_flops(cell: Cell, batch: int, hidden_size: int) -> int:
 
 
 def large_step(cell: Cell, batch: int, hidden_size: int) -> bool:
-    """Whether a time step has work enough for BLAS."""
+    """Whether a time step has work enough for a packed weight."""
     return step_flops(cell, batch, hidden_size) >= LARGE_STEP_FLOPS
 
 
 def step_product(cell: Cell, batch: int, hidden_size: int) -> int:
-    """LOOP, OPENBLAS or MKL: how a step of `batch` rows computes its product."""
-    if not large_step(cell, batch, hidden_size):
-        return LOOP
-    return MKL if mkl.AVAILABLE else OPENBLAS
+    """LOOP or PACKED: how a step of `batch` rows computes its product."""
+    return PACKED if large_step(cell, batch, hidden_size) else LOOP
 
 
 def loop_flops(cell: Cell, T: int, B: int, H: int) -> int:
@@ -61,40 +58,19 @@ def time_loops(cell: Cell):
 
 
 @cpu_kernel
-def packed_accumulate(a, packed, out):
-    """out += a @ b, b: [K,N] packed by `mkl.pack` in `packed`; a: [M,K] and out: [M,N]
-    with contiguous rows (oneMKL)."""
-    M, N = out.shape
-    K = a.shape[1]
-    lda, ldc = a.strides[0] // a.itemsize, out.strides[0] // out.itemsize
-    args = (ROW_MAJOR, NO_TRANS, PACKED, M, N, K, a.ctypes.data, lda, packed.ctypes.data, N)
-    if out.itemsize == 4:
-        sgemm_compute(*args, 1.0, out.ctypes.data, ldc)
-    else:
-        dgemm_compute(*args, 1.0, out.ctypes.data, ldc)
-
-
-@cpu_kernel
-def matmul_transposed_accumulate(product, a, b, b_t, packed, out, scratch):
+def matmul_transposed_accumulate(product, a, b, b_t, packed, out):
     """out += a @ b.T, a: [M,K], b: [N,K] and b_t: its transpose [K,N], out: [M,N]; a and
     out with contiguous rows.
 
-    MKL: oneMKL adds a @ b_t onto out, b_t packed by `mkl.pack` in `packed`.
-    OPENBLAS: as scratch: [N,M] = b @ a.T, then added transposed: OpenBLAS is
-    several times faster with the wide weight matrix on the left when M (the
-    batch) is small. LOOP, for products too small for either: each vector loop
-    runs along the longer of N and K: when N is the longer, row m of out gathers
-    a[m,k] * b_t[k] over k; otherwise each entry is a dot product of a[m] and b[n].
+    PACKED: `panels.accumulate` adds a @ b_t onto out, b_t packed by `panels.pack`
+    in `packed`. LOOP, for products too small for it: each vector loop runs along
+    the longer of N and K: when N is the longer, row m of out gathers a[m,k] *
+    b_t[k] over k; otherwise each entry is a dot product of a[m] and b[n].
     """
     M, N = out.shape
     K = a.shape[1]
-    if product == MKL:
-        packed_accumulate(a, packed, out)
-    elif product == OPENBLAS:
-        np.dot(b, a.T, scratch)
-        for m in range(M):
-            for n in range(N):
-                out[m, n] += scratch[n, m]
+    if product == PACKED:
+        panels.accumulate(a, packed, out)
     elif N >= K:
         for m in range(M):
             for k in range(K):
@@ -179,7 +155,7 @@ def _forward_loop(cell: Cell, forward_units):
 
     def forward(
         reverse, product, lo, hi, u0, u1, counts, me, x, packed_ih, b_ih, x_proj, w_hh,
-        w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, scratch, out,
+        w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, out,
         out_offset,
     ):  # fmt: skip
         """Walk a layer-direction through time, writing h, c, saved and its output columns:
@@ -192,16 +168,16 @@ def _forward_loop(cell: Cell, forward_units):
         (DENSE)   h: [T+1,B,H] with h0 in place   c: like h, or [T+1,B,0]
         saved: [T,B,S*H] (h and c of 2 steps and saved of 1 are rings, for a forward
         that keeps no tape: step t reads and writes index t modulo their length)
-        h_proj: [B,G*H] and scratch: [G*H*B], for the recurrent pre-activations
+        h_proj: [B,G*H], for the recurrent pre-activations
         out: [T,B,D*H], columns out_offset:out_offset+H written
-        product: LOOP, OPENBLAS or MKL, then packed (packed_ih): `mkl.pack` of W_hh^T
+        product: LOOP or PACKED, then packed (packed_ih): `panels.pack` of W_hh^T
         (W_ih^T); b_ih, b_hh: [G*H] ([H] for DIAGONAL)
 
         Rows never meet: blocks of rows run on separate threads, each on every
         unit (u0:u1 = 0:H), with `counts` empty. Units meet at every step's
         product: threads that split the units each run every row, thread `me` of
         those sharing `barrier.progress` counts, and wait for each other before
-        each step. Such a thread (MKL only) keeps its units' gates together:
+        each step. Such a thread (PACKED only) keeps its units' gates together:
         packed, packed_ih, b_ih, b_hh, h_proj: [B,G*n] and the chunk x_proj hold its
         n = u1 - u0 units' columns of each gate, saved_units: [B,S*n] its part of
         saved (and, with x_proj projected first, xp_units: [B,G*n] its part of each
@@ -214,8 +190,6 @@ def _forward_loop(cell: Cell, forward_units):
         chunk = x_proj.shape[0]
         split = counts.size > 0
         rows_proj = h_proj[lo:hi]
-        GH = rows_proj.shape[1]
-        rows_scratch = scratch[GH * lo : GH * hi].reshape(GH, hi - lo)
         for s in range(T):
             t = T - 1 - s if reverse else s
             prev, new = (t + reverse) % h.shape[0], (t + 1 - reverse) % h.shape[0]
@@ -223,7 +197,7 @@ def _forward_loop(cell: Cell, forward_units):
                 for k in range(min(chunk, T - s)):
                     rows = x_proj[k, lo:hi]
                     fill_rows(rows, b_ih)
-                    packed_accumulate(
+                    panels.accumulate(
                         x[T - 1 - s - k if reverse else s + k, lo:hi], packed_ih, rows
                     )
             xp = x_proj[s % chunk] if in_loop else x_proj[t]
@@ -239,7 +213,7 @@ def _forward_loop(cell: Cell, forward_units):
             if recurrence == DENSE:
                 fill_rows(rows_proj, b_hh)
                 matmul_transposed_accumulate(
-                    product, h[prev, lo:hi], w_hh, w_hh_t, packed, rows_proj, rows_scratch
+                    product, h[prev, lo:hi], w_hh, w_hh_t, packed, rows_proj
                 )
             for b in range(lo, hi):
                 if recurrence == DIAGONAL:
@@ -263,7 +237,7 @@ def _backward_loop(cell: Cell, backward_units):
 
     def backward(
         reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packed, h, c, saved, dy,
-        dy_offset, dh, dc, dxp, dhp, saved_units, dxp_units, dhp_units, discard, scratch,
+        dy_offset, dh, dc, dxp, dhp, saved_units, dxp_units, dhp_units, discard,
     ):  # fmt: skip
         """BPTT through a layer-direction; the mirror of `forward`, over rows lo:hi and
         units u0:u1 (counts, me, and a split's saved_units: [B,S*n], dxp_units and
@@ -277,15 +251,14 @@ def _backward_loop(cell: Cell, backward_units):
         where the cell sums them: `Cell.one_gradient`)   discard: [B,G*n], whose row lo
         (this thread's) takes such a cell's second copy of that gradient: into the
         same array, LLVM's run-time overlap check sent the units to their scalar loop
-        (LSTM: 4.8 ns a unit, 1.4 vectorised)   scratch: [H*B]   product, lo, hi: as
-        in `forward`, packed: `mkl.pack` of W_hh's columns u0:u1 (all of W_hh without
+        (LSTM: 4.8 ns a unit, 1.4 vectorised)   product, lo, hi: as in `forward`,
+        packed: `panels.pack` of W_hh's columns u0:u1 (all of W_hh without
         a split)
         """
         T = dxp.shape[0]
         H = h.shape[2]
         n = u1 - u0
         split = counts.size > 0
-        rows_scratch = scratch[H * lo : H * hi].reshape(H, hi - lo)
         for s in range(T - 1, -1, -1):
             t = T - 1 - s if reverse else s
             prev, new = t + reverse, t + 1 - reverse
@@ -313,8 +286,7 @@ def _backward_loop(cell: Cell, backward_units):
                     barrier.arrive(counts, me, T - s)
                     barrier.wait_for(counts, T - s)  # every unit of dhp[t] written
                 matmul_transposed_accumulate(
-                    product, dhp[t, lo:hi], w_hh_t, w_hh, packed, dh[prev, lo:hi, u0:u1],
-                    rows_scratch,
-                )  # fmt: skip
+                    product, dhp[t, lo:hi], w_hh_t, w_hh, packed, dh[prev, lo:hi, u0:u1]
+                )
 
     return backward

@@ -1,0 +1,60 @@
+"""The time loops' step product (`rnnbench.cpu.panels`): a register-blocked kernel against
+a weight packed in panels, checked against NumPy's float64 product.
+
+Error bound: each entry of out + a @ b is a sum of K products added to out, in some
+order, each rounded once (fused multiply-adds): |error| <= (K + 1) u (|out| + |a| @ |b|)
+with u the unit roundoff (2^-24 for float32, 2^-53 for float64), the standard bound
+for a dot product; the tests allow twice that. A wrong index, a lost panel, tile or
+remainder errs by whole products, far above it.
+"""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import scaled
+
+from rnnbench.cpu import panels
+
+
+def _packed(b):
+    packed = np.full(panels.packed_size(b.shape, b.dtype), np.nan, b.dtype)
+    panels.pack(b, packed)
+    return packed
+
+
+@scaled(0.5)
+@given(
+    M=st.integers(1, 20),  # tiles of 8, 4, 2 and 1 rows
+    K=st.integers(0, 40),
+    N=st.integers(1, 80),  # full panels (32 or 16 columns) and a partial one
+    dtype=st.sampled_from([np.float32, np.float64]),
+    transposed=st.booleans(),  # b a transpose (a weight's rows), or rows as they are
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_packed_product_adds_a_times_b_onto_out(M, K, N, dtype, transposed, seed):
+    rng = np.random.default_rng(seed)
+    # a and out with rows further apart than their width (a thread's rows and units)
+    a = rng.standard_normal((M, K + 3)).astype(dtype)[:, 1 : K + 1]
+    b = (
+        rng.standard_normal((N, K)).astype(dtype).T
+        if transposed
+        else rng.standard_normal((K, N)).astype(dtype)
+    )
+    wide = rng.standard_normal((M, N + 5)).astype(dtype)
+    out = wide[:, 2 : N + 2]
+    before = wide.copy()
+    expected = out.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
+    panels.accumulate(a, _packed(b), out)
+    u = np.finfo(dtype).eps / 2
+    bound = 2 * (K + 1) * u * (np.abs(before[:, 2 : N + 2]) + np.abs(a) @ np.abs(b))
+    assert np.all(np.abs(out - expected) <= bound)
+    np.testing.assert_array_equal(wide[:, :2], before[:, :2])  # nothing outside out
+    np.testing.assert_array_equal(wide[:, N + 2 :], before[:, N + 2 :])
+
+
+def test_a_pack_pads_its_last_panel_with_zeros():
+    b = np.arange(3 * 40, dtype=np.float32).reshape(3, 40)  # a full panel of 32, then 8
+    packed = _packed(b).reshape(2, 3, 32)
+    np.testing.assert_array_equal(packed[0], b[:, :32])
+    np.testing.assert_array_equal(packed[1, :, :8], b[:, 32:])
+    np.testing.assert_array_equal(packed[1, :, 8:], 0)
