@@ -4,6 +4,7 @@
 """
 
 import os
+import pathlib
 
 # Floating-point relaxations that let LLVM vectorise reductions and fuse
 # multiply-adds. `nnan` and `ninf` stay off: saturated gates and overflow
@@ -76,14 +77,38 @@ LOOP_PROJECTION_MIN_ROWS = int(os.environ.get("RNNBENCH_LOOP_PROJECTION_MIN_ROWS
 # core, products and gate math: 58.7 us per step a step at a time, 48.1 in chunks
 # of 4 steps, 45.6-46.4 in chunks of 16-32 (0.5-1 MiB).
 PROJECTION_CHUNK_BYTES = int(os.environ.get("RNNBENCH_PROJECTION_CHUNK_BYTES", str(2**20)))
+
+
+def last_level_cache_bytes(
+    caches=pathlib.Path("/sys/devices/system/cpu/cpu0/cache"), default: int = 32 * 2**20
+) -> int:
+    """Bytes of the CPU's last-level cache, as Linux's sysfs gives it (`caches`); else
+    `default`."""
+    sizes = {}
+    for index in caches.glob("index*"):
+        try:
+            level, size = ((index / name).read_text().strip() for name in ("level", "size"))
+        except OSError:
+            continue
+        units = {"K": 2**10, "M": 2**20, "G": 2**30}
+        sizes[int(level)] = int(size.rstrip("KMG")) * units.get(size[-1], 1)
+    return sizes[max(sizes)] if sizes else default
+
+
 # Where a DENSE cell's steps multiply packed weights and W_hh has more bytes than this
-# (one core's L2 on this project's Intel machine), the time loop's threads split the
-# hidden units rather than the rows, so each streams its part of W_hh from its own
-# L2, not all of it from memory, and they meet at a barrier each step
-# (`rnnbench.cpu.barrier`). One core's packed product (oneMKL's then) for LSTM H=512,
-# batch 16 on 2 cores: 117 GFLOP/s with the rows split (8 rows, all of W_hh), 185
-# with the units split (16 rows, half of it).
-SPLIT_UNITS_BYTES = int(os.environ.get("RNNBENCH_SPLIT_UNITS_BYTES", str(2 * 2**20)))
+# (the last-level cache, from which both cores read all of it otherwise), the time
+# loop's threads split the hidden units rather than the rows, so each streams only its
+# part of W_hh, and they meet at a barrier each step (`rnnbench.cpu.barrier`). Below
+# it the rows' split was faster at every shape tried on this project's AMD EPYC
+# (Zen 4: 1 MiB of L2 a core, 32 MiB of L3), float32, units against rows: LSTM
+# 50,16,512 inference 20.6 against 18.0 ms, training 72 against 59; 20,16,1024 39.8
+# against 37.5; 50,64,512 76 against 67; GRU 50,16,512 14.7 against 13.3. (On the
+# Intel machine of earlier sessions, with oneMKL's step product, the units' split won
+# at LSTM H=512, 13.3 against 18.0 ms, with one core's L2, 2 MiB, as the threshold.)
+SPLIT_UNITS_BYTES = int(
+    os.environ.get("RNNBENCH_SPLIT_UNITS_BYTES", str(last_level_cache_bytes()))
+)
+
 # Whether the CPU backend has glibc keep freed memory in the process for the next
 # call rather than give it back to the system, which then faults it in afresh
 # (`rnnbench.cpu.memory.keep_freed_memory`). RNNBENCH_KEEP_FREED_MEMORY=0 leaves
