@@ -92,8 +92,9 @@ def test_large_steps_of_dense_cells_multiply_packed_weights(monkeypatch):
     y, _ = model.forward(np.ones((3, 64, 8), np.float32))
     model.backward(np.ones_like(y))
     # The forward's W_ih^T (each step's input product too) and W_hh^T, the backward's W_hh
-    # (W_hh^T and W_hh on each thread).
-    assert set(packed) == {((8, 64), False), ((16, 64), False), ((64, 16), True)}
+    # (W_hh^T and W_hh on each thread); without oneMKL, the backward's large products
+    # pack theirs too.
+    assert {((8, 64), False), ((16, 64), False), ((64, 16), True)} <= set(packed)
 
 
 @pytest.mark.parametrize("choice", ["0", "1"])

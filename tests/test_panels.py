@@ -58,3 +58,32 @@ def test_a_pack_pads_its_last_panel_with_zeros():
     np.testing.assert_array_equal(packed[0], b[:, :32])
     np.testing.assert_array_equal(packed[1, :, :8], b[:, 32:])
     np.testing.assert_array_equal(packed[1, :, 8:], 0)
+
+
+@scaled(0.5)
+@given(
+    M=st.integers(1, 300),  # more than one block of rows (M_BLOCK)
+    K=st.integers(0, 600),  # and of steps (K_BLOCK)
+    N=st.integers(1, 70),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    bias=st.booleans(),
+    add=st.booleans(),
+    transposed=st.booleans(),  # a a transpose (a weight gradient's rows of time)
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_large_product_sets_or_adds_a_times_b(M, K, N, dtype, bias, add, transposed, seed):
+    rng = np.random.default_rng(seed)
+    a = (
+        rng.standard_normal((K, M)).astype(dtype).T
+        if transposed
+        else rng.standard_normal((M, K)).astype(dtype)
+    )
+    b = rng.standard_normal((K, N)).astype(dtype)
+    c = rng.standard_normal(N).astype(dtype) if bias else np.zeros(0, dtype)
+    out = rng.standard_normal((M, N)).astype(dtype)
+    before = out.astype(np.float64) if add else (c.astype(np.float64) if bias else 0.0)
+    expected = before + a.astype(np.float64) @ b.astype(np.float64)
+    panels.multiply(a, _packed(b), c, add, out)
+    u = np.finfo(dtype).eps / 2
+    bound = 2 * (K + 1) * u * (np.abs(before) + np.abs(a) @ np.abs(b))
+    assert np.all(np.abs(out - expected) <= bound)

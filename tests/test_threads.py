@@ -1,5 +1,5 @@
-"""The CPU backend's threads: blocks of rows on a thread pool, BLAS kept to one thread
-inside layers (see `rnnbench.cpu.threads` and `rnnbench.cpu.threads.layer_call`)."""
+"""The CPU backend's threads: blocks of rows on a thread pool, the large products split
+over them, layer calls that a fork waits for (see `rnnbench.cpu.threads`)."""
 
 import os
 import subprocess
@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from threadpoolctl import ThreadpoolController
 
 import rnnbench
 from rnnbench.cpu import mkl, threads
@@ -50,6 +51,16 @@ def test_a_failing_block_raises_after_the_others_finish(split_everything):
     assert sorted(finished) == [1, 2]
 
 
+def _assert_product(result, terms):
+    """result against the float64 sum of `terms` (arrays of one shape, products summed in
+    any order): within twice the standard dot-product bound, (n + 1) u sum |term|, for
+    the n <= 16 terms here."""
+    exact = sum(term.astype(np.float64) for term in terms)
+    u = np.finfo(result.dtype).eps / 2
+    size = sum(np.abs(term.astype(np.float64)) for term in terms)
+    assert np.all(np.abs(result - exact) <= 2 * (16 + 1) * u * size)
+
+
 @pytest.mark.parametrize("onemkl", [True, False] if mkl.AVAILABLE else [False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_matmul_blocks_match_numpy(split_everything, monkeypatch, onemkl, dtype):
@@ -60,14 +71,19 @@ def test_matmul_blocks_match_numpy(split_everything, monkeypatch, onemkl, dtype)
     bias = rng.standard_normal(4).astype(dtype)
     wide = np.empty((7, 6), dtype)
     out = wide[:, :4]  # rows with a stride, as a direction's columns of y
-    rtol = 1e-13 if dtype == np.float64 else 1e-5
+
+    def products(x, y):  # each term of x @ y, [K,M,N], in float64
+        return list(x.astype(np.float64).T[:, :, None] * y.astype(np.float64)[:, None, :])
+
     threads.matmul(a, b, out, bias=bias)
-    np.testing.assert_allclose(out, a @ b + bias, rtol=rtol)
+    _assert_product(out, [*products(a, b), np.broadcast_to(bias, out.shape)])
     v = rng.standard_normal((5, 6)).astype(dtype)
     threads.matmul(a, v[:, 2:], out, accumulate=True)
-    np.testing.assert_allclose(out, a @ b + bias + a @ v[:, 2:], rtol=rtol)
+    _assert_product(
+        out, [*products(a, b), np.broadcast_to(bias, out.shape), *products(a, v[:, 2:])]
+    )
     c = rng.standard_normal((7, 3)).astype(dtype)
-    np.testing.assert_allclose(threads.matmul_transposed_left(a, c), a.T @ c, rtol=rtol)
+    _assert_product(threads.matmul_transposed_left(a, c), products(a.T, c))
 
 
 @pytest.mark.parametrize("scaled", [False, True])
@@ -107,7 +123,7 @@ def in_threads(target, count: int) -> None:
 
 
 def _blas_threads():
-    return [lib["num_threads"] for lib in threads._blas().info()]
+    return [lib["num_threads"] for lib in ThreadpoolController().select(user_api="blas").info()]
 
 
 def test_overlapping_calls_restore_the_blas_threads(split_everything):
@@ -155,7 +171,8 @@ FORK_WHILE_TRAINING = """
 import faulthandler, os, threading, time
 import numpy as np
 import rnnbench
-from rnnbench.cpu import mkl, threads
+import scipy.linalg.cython_blas  # SciPy's BLAS too, which a compiled np.dot would load later
+from threadpoolctl import ThreadpoolController
 
 x = np.random.default_rng(0).standard_normal((200, 16, 64))
 dy = np.ones((200, 16, 64))
@@ -171,7 +188,7 @@ def train(stop=lambda: True):
 
 
 def blas_threads():
-    return [lib["num_threads"] for lib in threads._blas().info()]
+    return [lib["num_threads"] for lib in ThreadpoolController().select(user_api="blas").info()]
 
 
 def child_exit_code(pid):
@@ -240,40 +257,14 @@ def test_calls_that_wait_for_each_other_all_run(monkeypatch):
     assert not errors
 
 
-@pytest.mark.skipif(not mkl.SEQUENTIAL, reason="oneMKL's sequential layer is not loaded")
-def test_blas_is_limited_only_where_a_layer_may_call_openblas(split_everything, monkeypatch):
-    """Where oneMKL's sequential layer takes every product, layer calls leave the
-    process-wide BLAS limit (and its thread hand-offs) alone; where OpenBLAS multiplies,
-    each forward and backward sets it. Every one registers as a layer call."""
-    limits = []
-    layer_call = threads.layer_call
-
-    def recorded(one_blas_thread):
-        limits.append(one_blas_thread)
-        return layer_call(one_blas_thread)
-
-    monkeypatch.setattr(rnnbench.cpu, "layer_call", recorded)
-    monkeypatch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", 0)  # BLAS in the loops too
-    model = rnnbench.RNN("lstm", 8, 16, seed=0)
-    x = np.ones((4, 6, 8), np.float32)
-    for project_in_loop in (True, False):
-        monkeypatch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 2 if project_in_loop else 3)
-        model.forward(x, grad=False)
-        model.backward(model.forward(x)[0])
-    assert limits == [False] * 6
-    monkeypatch.setattr(mkl, "AVAILABLE", False)
-    model.backward(model.forward(x)[0])
-    assert limits[6:] == [True, True]
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_fork_waits_for_layer_calls_that_keep_no_blas_limit():
-    """A layer call that sets no BLAS limit (oneMKL's) still holds a fork back until it
-    ends: its threads may hold rnnbench's locks."""
+def test_a_fork_waits_for_running_layer_calls():
+    """A layer call holds a fork back until it ends: its threads may hold rnnbench's
+    locks."""
     entered, finished = threading.Event(), []
 
     def call():
-        with threads.layer_call(one_blas_thread=False):
+        with threads.layer_call():
             entered.set()
             time.sleep(0.3)
             finished.append(time.monotonic())

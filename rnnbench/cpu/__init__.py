@@ -19,7 +19,7 @@ from ..config import (
     PROJECTION_CHUNK_BYTES,
     SPLIT_UNITS_BYTES,
 )
-from . import barrier, mkl, panels, scan, threads, workspace
+from . import barrier, panels, scan, threads, workspace
 from .loops import PACKED, add_column_sums, loop_flops, step_product, time_loops
 from .memory import (
     free_memory,  # noqa: F401  (a Backend function)
@@ -235,11 +235,10 @@ def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_sca
 
 
 def _layer_call():
-    """`threads.layer_call`, with BLAS kept to one thread where a layer call may run
-    OpenBLAS; not where oneMKL's sequential layer takes every product, on the calling
-    thread. The first call has glibc keep freed memory (`keep_freed_memory`)."""
+    """`threads.layer_call`; the first one has glibc keep freed memory
+    (`keep_freed_memory`)."""
     keep_freed_memory()
-    return layer_call(one_blas_thread=not (mkl.AVAILABLE and mkl.SEQUENTIAL))
+    return layer_call()
 
 
 def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:

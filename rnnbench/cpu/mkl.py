@@ -29,7 +29,9 @@ def _intel_cpu() -> bool:
 def _library() -> ctypes.CDLL | None:
     """libmkl_rt from the `mkl` wheel (installed under sys.prefix/lib), loaded with its
     sequential layer (rnnbench's threads split the work), or None: on an Intel CPU, or
-    on any with RNNBENCH_MKL=1; never with RNNBENCH_MKL=0.
+    on any with RNNBENCH_MKL=1; never with RNNBENCH_MKL=0, nor where the user chose
+    another threading layer (MKL_THREADING_LAYER), whose threads would crowd
+    rnnbench's.
 
     Elsewhere oneMKL runs generic code: on this project's AMD EPYC (Zen 4) machine, one
     thread, float32, [800,512] @ [512,2048] 69-71 GFLOP/s and [2048,3200] @
@@ -41,7 +43,8 @@ def _library() -> ctypes.CDLL | None:
     path = pathlib.Path(sys.prefix, "lib", "libmkl_rt.so.3")
     if not path.exists():
         return None
-    os.environ.setdefault("MKL_THREADING_LAYER", "SEQUENTIAL")
+    if os.environ.setdefault("MKL_THREADING_LAYER", "SEQUENTIAL").upper() != "SEQUENTIAL":
+        return None
     try:
         library = ctypes.CDLL(str(path))
     except OSError:
@@ -56,9 +59,6 @@ def _library() -> ctypes.CDLL | None:
 
 _LIBRARY = _library()
 AVAILABLE = _LIBRARY is not None
-# Whether oneMKL runs each call on the calling thread (as rnnbench sets unless the
-# user chose another layer): then its calls need no limit on BLAS threads.
-SEQUENTIAL = AVAILABLE and os.environ["MKL_THREADING_LAYER"].upper() == "SEQUENTIAL"
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool = False) -> None:

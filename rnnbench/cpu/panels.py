@@ -45,21 +45,23 @@ def packed_size(shape: tuple[int, int], dtype) -> int:
 
 
 def _tile(rows: int):
-    """An intrinsic tile(a, a_start, lda, packed, panel_start, K, out, out_start, ldc):
+    """An intrinsic tile(a, a_start, lda, ka, packed, panel_start, K, out, out_start, ldc):
     out[m, j] += sum over k < K of a[m, k] * panel[k, j] for m < rows and the panel's
-    columns j, with a[m, k] at a_start + m * lda + k, panel[k, j] at panel_start +
-    k * width + j of `packed` and out[m, j] at out_start + m * ldc + j (elements
-    from each array's first element: any view with contiguous rows)."""
+    columns j, with a[m, k] at a_start + m * lda + k * ka, panel[k, j] at panel_start
+    + k * width + j of `packed` and out[m, j] at out_start + m * ldc + j (elements
+    from each array's first element: any view, out's rows contiguous)."""
 
     @intrinsic
-    def tile(typingctx, a, a_start, lda, packed, panel_start, K, out, out_start, ldc):
-        signature = types.void(a, a_start, lda, packed, panel_start, K, out, out_start, ldc)
+    def tile(typingctx, a, a_start, lda, ka, packed, panel_start, K, out, out_start, ldc):
+        signature = types.void(a, a_start, lda, ka, packed, panel_start, K, out, out_start, ldc)
 
         def codegen(context, builder, signature, args):
-            a_start, lda, panel_start, K, out_start, ldc = (args[i] for i in (1, 2, 4, 5, 7, 8))
+            a_start, lda, ka, panel_start, K, out_start, ldc = (
+                args[i] for i in (1, 2, 3, 5, 6, 8, 9)
+            )
             a, packed, out = (
                 context.make_array(signature.args[i])(context, builder, args[i]).data
-                for i in (0, 3, 6)
+                for i in (0, 4, 7)
             )
             dtype = signature.args[0].dtype
             lanes, align = VECTOR_BYTES * 8 // dtype.bitwidth, dtype.bitwidth // 8
@@ -102,7 +104,12 @@ def _tile(rows: int):
             added = []
             for m in range(rows):
                 a_mk = builder.gep(
-                    a, [builder.add(a_start, builder.add(builder.mul(integer(m), lda), k))]
+                    a,
+                    [
+                        builder.add(
+                            a_start, builder.add(builder.mul(integer(m), lda), builder.mul(k, ka))
+                        )
+                    ],
                 )
                 a_mk = splat(builder.load(a_mk))
                 added.append(
@@ -136,37 +143,65 @@ def _tile(rows: int):
 
 _tile8, _tile4, _tile2, _tile1 = (_tile(rows) for rows in (TILE_ROWS, 4, 2, 1))
 
+# Blocks of a large product (`multiply`) that stay in cache while its tiles run: M_BLOCK
+# rows of a by K_BLOCK steps of k (128 KiB of float32, in L2), against a panel's
+# K_BLOCK rows at a time (32 KiB, in L1).
+M_BLOCK, K_BLOCK = 128, 256
+
 
 @cpu_kernel
 def accumulate(a, packed, out):
-    """out += a @ b for a: [M,K] and out: [M,N] with contiguous rows, b: [K,N] packed by
-    `pack` in `packed`: tiles of 8 rows, then of 4, 2 and 1, by each full panel; the
-    columns of a last, partial panel by a plain loop."""
+    """out += a @ b for a: [M,K] (any strides: a transpose too), out: [M,N] with contiguous
+    rows, b: [K,N] packed by `pack` in `packed`."""
+    _accumulate_steps(a, packed, out, 0, a.shape[1])
+
+
+@cpu_kernel
+def multiply(a, packed, bias, add, out):
+    """out = a @ b + bias (bias: [N], or [0] for none), or out += a @ b where `add`; as
+    `accumulate`, by blocks of M_BLOCK rows and K_BLOCK steps, each block's rows of out
+    set where they are about to be added to."""
+    M, K = a.shape
+    for m0 in range(0, M, M_BLOCK):
+        rows = out[m0 : m0 + M_BLOCK]
+        if not add:
+            for r in range(rows.shape[0]):
+                for j in range(rows.shape[1]):
+                    rows[r, j] = bias[j] if bias.size else 0
+        for k0 in range(0, K, K_BLOCK):
+            _accumulate_steps(a[m0 : m0 + M_BLOCK], packed, rows, k0, min(K, k0 + K_BLOCK))
+
+
+@cpu_kernel
+def _accumulate_steps(a, packed, out, k0, k1):
+    """out += a[:, k0:k1] @ b[k0:k1] (as in `accumulate`): each full panel by tiles of 8
+    rows, then 4, 2 and 1; the columns of a last, partial panel by a plain loop."""
     M, N = out.shape
     K = a.shape[1]
     width = VECTORS * VECTOR_BYTES // out.itemsize
-    lda, ldc = a.strides[0] // a.itemsize, out.strides[0] // out.itemsize
+    lda, ka = a.strides[0] // a.itemsize, a.strides[1] // a.itemsize
+    ldc = out.strides[0] // out.itemsize
+    steps, a_k0 = k1 - k0, k0 * ka
     for p in range(N // width):
-        start = p * K * width
+        start, column = (p * K + k0) * width, p * width
         m = 0
         while m + TILE_ROWS <= M:
-            _tile8(a, m * lda, lda, packed, start, K, out, m * ldc + p * width, ldc)
+            _tile8(a, m * lda + a_k0, lda, ka, packed, start, steps, out, m * ldc + column, ldc)
             m += TILE_ROWS
         if M - m >= 4:
-            _tile4(a, m * lda, lda, packed, start, K, out, m * ldc + p * width, ldc)
+            _tile4(a, m * lda + a_k0, lda, ka, packed, start, steps, out, m * ldc + column, ldc)
             m += 4
         if M - m >= 2:
-            _tile2(a, m * lda, lda, packed, start, K, out, m * ldc + p * width, ldc)
+            _tile2(a, m * lda + a_k0, lda, ka, packed, start, steps, out, m * ldc + column, ldc)
             m += 2
         if M - m >= 1:
-            _tile1(a, m * lda, lda, packed, start, K, out, m * ldc + p * width, ldc)
+            _tile1(a, m * lda + a_k0, lda, ka, packed, start, steps, out, m * ldc + column, ldc)
     n0 = N - N % width
-    start = n0 * K
     for m in range(M):
-        for k in range(K):
+        for k in range(k0, k1):
             a_mk = a[m, k]
             for j in range(N - n0):
-                out[m, n0 + j] += a_mk * packed[start + k * width + j]
+                out[m, n0 + j] += a_mk * packed[n0 * K + k * width + j]
 
 
 @cpu_kernel
