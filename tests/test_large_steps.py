@@ -24,7 +24,6 @@ from strategies import ARCHS, cases, parts, scaled, with_edge_cases
 
 import rnnbench
 import rnnbench.cpu
-from rnnbench.cpu import panels
 
 ONEMKL_INSTALLED = (pathlib.Path(sys.prefix) / "lib" / "libmkl_rt.so.3").exists()
 SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
@@ -80,13 +79,13 @@ def test_large_steps_give_the_results_of_small_steps(arch, dtype, path, case, ch
 
 def test_large_steps_of_dense_cells_multiply_packed_weights(monkeypatch):
     packed = []
-    pack = panels.pack
+    pack = rnnbench.cpu.threads.pack
 
-    def recorded(b, out):
+    def recorded(b, out=None, parallel=True):
         packed.append((b.shape, b.flags.c_contiguous))
-        return pack(b, out)
+        return pack(b, out, parallel)
 
-    monkeypatch.setattr(panels, "pack", recorded)
+    monkeypatch.setattr(rnnbench.cpu.threads, "pack", recorded)
     monkeypatch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", 0)  # rows on every thread
     model = rnnbench.RNN("lstm", 8, 16)  # W_hh: [4H, H], W_ih: [4H, I]
     y, _ = model.forward(np.ones((3, 64, 8), np.float32))

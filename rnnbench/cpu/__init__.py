@@ -153,33 +153,21 @@ def _no_pack() -> np.ndarray:
     return np.empty(0, np.uint8)
 
 
-# A pack moves about 10 GB/s (0.3 ms for a thread's gates of an LSTM's W_hh at
-# H=512, gathered and packed): about the time of 20 FLOPs a byte at one core's 200
-# GFLOP/s, for `in_blocks`' choice of threads.
-PACK_FLOPS_PER_BYTE = 20
-
-
 def _pack_all(requests: dict) -> dict:
     """{role: `panels.pack` of its matrix} for requests {role: (blocks, transpose)}: the
     matrix is the rows of `blocks` stacked (one array, or a thread's gates of a
     weight), transposed where asked. Each is gathered and packed into the calling
-    thread's reusable buffers for its role (`workspace`), on the threads, in parallel."""
-    jobs, packed = [], {}
+    thread's reusable buffers for its role (`workspace`), its panels on the threads
+    in parallel."""
+    packed = {}
     for role, (blocks, transpose) in requests.items():
         shape = (sum(block.shape[0] for block in blocks), blocks[0].shape[1])
         dtype = blocks[0].dtype
-        gathered = workspace.empty(f"{role} gathered", shape, dtype) if len(blocks) > 1 else None
+        b = blocks[0]
+        if len(blocks) > 1:
+            b = np.concatenate(blocks, out=workspace.empty(f"{role} gathered", shape, dtype))
         size = panels.packed_size(shape[::-1] if transpose else shape, dtype)
-        packed[role] = workspace.empty(role, (size,), dtype)
-        jobs.append((blocks, gathered, transpose, packed[role]))
-
-    def pack(lo, hi):
-        for blocks, gathered, transpose, out in jobs[lo:hi]:
-            b = blocks[0] if gathered is None else np.concatenate(blocks, out=gathered)
-            panels.pack(b.T if transpose else b, out)
-
-    nbytes = sum(out.nbytes for *_, out in jobs)
-    in_blocks(pack, len(jobs), PACK_FLOPS_PER_BYTE * nbytes)
+        packed[role] = threads.pack(b.T if transpose else b, workspace.empty(role, (size,), dtype))
     return packed
 
 
