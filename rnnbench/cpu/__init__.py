@@ -149,8 +149,10 @@ def _gates_of(a, H: int, u0: int, u1: int):
     return np.concatenate(_gate_blocks(a, H, u0, u1))
 
 
-def _no_pack() -> np.ndarray:
-    return np.empty(0, np.uint8)
+def _no_pack(dtype) -> np.ndarray:
+    """Stand-in for a packed weight the loop does not take (of the packs' dtype: one
+    compiled loop for both)."""
+    return np.empty(0, dtype)
 
 
 def _pack_all(requests: dict) -> dict:
@@ -245,8 +247,8 @@ def layer_forward(
     cell: Cell, params: dict, x, h0, c0, reverse: bool, out, out_offset: int,
     parallel_scan: bool = False, keep: bool = True, reuse: Tape | None = None,
 ) -> Tape:  # fmt: skip
-    """`Backend.layer_forward`: x projected by BLAS, then the time loop or, where asked
-    and it splits time (`scan.splits_time`), the scan.
+    """`Backend.layer_forward`: x projected first (`threads.matmul`), then the time loop
+    or, where asked and it splits time (`scan.splits_time`), the scan.
 
     Where the steps multiply packed weights and the loop's threads each take enough rows
     (`_projects_in_loop`), each thread computes its rows' input products in the loop
@@ -304,10 +306,10 @@ def layer_forward(
             G_n, S_n = cell.gates * (u1 - u0), cell.saved * (u1 - u0)
             buffer = functools.partial(_buffer, k)
             return (
-                packed.get(f"W_ih {k}", _no_pack()),
+                packed.get(f"W_ih {k}", _no_pack(dtype)),
                 gates(b_ih),
                 buffer("chunk", (chunk, B, G_n), dtype) if in_loop else x_proj,
-                packed.get(f"W_hh^T {k}", _no_pack()),
+                packed.get(f"W_hh^T {k}", _no_pack(dtype)),
                 gates(b_hh),
                 buffer("h_proj", (B, G_n), dtype),
                 buffer("xp_units", (B, G_n if split and not in_loop else 0), dtype),
@@ -361,7 +363,7 @@ def layer_backward(
                 requests = {"W_hh 0": ([w_hh], False)} if _takes_packed(cell, B, H) else {}
                 units = [0]
             packed = _pack_all(requests)
-            packs = [packed.get(f"W_hh {k}", _no_pack()) for k in range(len(units))]
+            packs = [packed.get(f"W_hh {k}", _no_pack(dtype)) for k in range(len(units))]
             one = cell.one_gradient  # no dhp_units, and a row to discard
             names = (("saved_units", S), ("dxp_units", G), ("dhp_units", 0 if one else G))
             buffers = [
