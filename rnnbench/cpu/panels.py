@@ -1,5 +1,6 @@
-"""The time loops' step products: out += a @ b against a b packed in panels, by a
-register-blocked kernel compiled here.
+"""Products out += a @ b against a b packed in panels, by a register-blocked kernel
+compiled here: the time loops' step products (`accumulate`) and, where oneMKL is not
+loaded, the layers' large products (`multiply`, by `rnnbench.cpu.threads`).
 
 One step's product h @ W_hh^T is small (a block of batch rows) and repeats T
 times with the same weight, so the weight is packed once per layer call: b: [K,N]
