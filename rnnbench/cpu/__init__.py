@@ -19,7 +19,7 @@ from ..config import (
     PROJECTION_CHUNK_BYTES,
     SPLIT_UNITS_BYTES,
 )
-from . import barrier, panels, scan, threads, workspace
+from . import barrier, mkl, panels, scan, threads, workspace
 from .loops import PACKED, add_column_sums, loop_flops, step_product, time_loops
 from .memory import (
     free_memory,  # noqa: F401  (a Backend function)
@@ -188,12 +188,25 @@ def _recurrent_weight(cell: Cell, params: dict, product: int):
     return w_hh, np.empty((0, 0), dtype)
 
 
+def _product_packs_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
+    """The largest packed copy that a layer call's large products make where oneMKL is not
+    loaded (one product at a time, each copy padded to whole panels): W_ih^T for the
+    input projection, W_ih for dx, the rows of x and of h for the weight gradients."""
+    if mkl.AVAILABLE:
+        return 0
+    GH, rows = cell.gates * H, T * B
+    shapes = [(input_size, GH), (GH, input_size), (rows, input_size), (rows, H)]
+    return max(panels.packed_size(shape, dtype) for shape in shapes) * np.dtype(dtype).itemsize
+
+
 def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
     """`Backend.layer_workspace_nbytes`: the packed weights: the forward's W_ih^T (where the
     loop projects the input) and W_hh^T (for each thread its units' gates where they are
-    split, gathered first), or the backward's W_hh (each thread's units' columns)."""
+    split, gathered first), or the backward's W_hh (each thread's units' columns); and
+    the packed copies of the large products (`_product_packs_nbytes`)."""
+    products = _product_packs_nbytes(cell, T, B, H, dtype, input_size)
     if not _takes_packed(cell, B, H):
-        return 0
+        return products
     G, GH = cell.gates, cell.gates * H
     split = _splits_units(cell, B, H, dtype)
     if split:
@@ -210,7 +223,8 @@ def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size
         (panels.packed_size(shape, dtype) + (shape[0] * shape[1] if split else 0)) * itemsize
         for shape in forward_shapes
     )
-    return max(forward, parties * panels.packed_size(backward_shape, dtype) * itemsize)
+    backward = parties * panels.packed_size(backward_shape, dtype) * itemsize
+    return max(forward, backward) + products
 
 
 def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
