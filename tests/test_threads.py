@@ -171,7 +171,7 @@ FORK_WHILE_TRAINING = """
 import faulthandler, os, threading, time
 import numpy as np
 import rnnbench
-import scipy.linalg.cython_blas  # SciPy's BLAS too, which a compiled np.dot would load later
+import scipy.linalg.cython_blas  # SciPy's BLAS too, which Numba loads at its first compile
 from threadpoolctl import ThreadpoolController
 
 x = np.random.default_rng(0).standard_normal((200, 16, 64))

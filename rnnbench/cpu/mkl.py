@@ -4,7 +4,7 @@ dx), by blocks of rows on rnnbench's threads, where the `mkl` wheel is installed
 Two threads of blocks of oneMKL's products reached 316-357 GFLOP/s on the
 backward's weight gradients on this project's Intel machine (LSTM, T=50, B=16,
 H=512; T=1024, B=16, H=256) where OpenBLAS's reached 222-300. It is loaded on
-Intel CPUs only (see `_library`). Without it the products take NumPy's BLAS.
+Intel CPUs only (see `_library`). Without it the products take `panels`' kernel.
 """
 
 import ctypes

@@ -10,7 +10,7 @@ kernels release the GIL. No layer calls OpenBLAS, whose idle threads spin too:
 its spinning beside the time loops made them 2-3x slower (LSTM, T=50, B=64,
 H=256 forward: 67-144 ms after a two-thread input projection, 40 ms with one
 BLAS thread throughout), and keeping it to one thread inside each layer call
-(threadpoolctl, as before) cost 0.03-0.13 ms a call.
+with threadpoolctl cost 0.03-0.13 ms a call.
 """
 
 import contextlib
