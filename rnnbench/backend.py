@@ -91,8 +91,9 @@ class Backend(Protocol):
         every state in the tape's index convention, dh0, dc0 or None).
         """
 
-    def transposed_product(self, a, b) -> Array:
-        """a.T @ b for a: [M,N], b: [M,K]."""
+    def transposed_products(self, a, bs: list) -> list:
+        """[a.T @ b for b in bs] for a: [M,N], each b: [M,K_b] (a read once for all of them
+        where the backend can)."""
 
     def add_product(self, a, b, out) -> None:
         """out += a @ b for a: [M,K], b: [K,N], out: [M,N]."""
@@ -136,18 +137,21 @@ def parameter_gradients(
     array where the cell sums them).
     """
     dxp_rows, dhp_rows = rows(dxp), rows(dhp)
-    grads = {
-        "weight_ih": backend.transposed_product(dxp_rows, rows(tape.x)),
-        "bias_ih": backend.column_sums(dxp_rows),
-    }
-    h_prev = rows(tape.h[1:] if reverse else tape.h[:-1])
-    if cell.recurrence == DENSE:
-        grads["weight_hh"] = backend.transposed_product(dhp_rows, h_prev)
+    x_rows, h_prev = rows(tape.x), rows(tape.h[1:] if reverse else tape.h[:-1])
+    same = dhp is dxp  # one array for both (`Cell.sums_pre_activations`)
+    grads = {"bias_ih": backend.column_sums(dxp_rows)}
+    if cell.recurrence == DENSE and same:  # both weights' from one pass over dxp
+        grads["weight_ih"], grads["weight_hh"] = backend.transposed_products(
+            dxp_rows, [x_rows, h_prev]
+        )
+    else:
+        [grads["weight_ih"]] = backend.transposed_products(dxp_rows, [x_rows])
+    if cell.recurrence == DENSE and not same:
+        [grads["weight_hh"]] = backend.transposed_products(dhp_rows, [h_prev])
     elif cell.recurrence == DIAGONAL:
         grads["weight_hh"] = backend.column_sums(dhp_rows, h_prev)
     if cell.recurrence in (DENSE, DIAGONAL):
         bias_ih = grads["bias_ih"]
-        same = dhp is dxp  # one array for both (`Cell.sums_pre_activations`)
         grads["bias_hh"] = (
             backend.asarray(bias_ih, copy=True) if same else backend.column_sums(dhp_rows)
         )

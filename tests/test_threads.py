@@ -82,8 +82,10 @@ def test_matmul_blocks_match_numpy(split_everything, monkeypatch, onemkl, dtype)
     _assert_product(
         out, [*products(a, b), np.broadcast_to(bias, out.shape), *products(a, v[:, 2:])]
     )
-    c = rng.standard_normal((7, 3)).astype(dtype)
-    _assert_product(threads.matmul_transposed_left(a, c), products(a.T, c))
+    # several right operands, packed side by side: widths off and over a panel's
+    c, e = (rng.standard_normal((7, n)).astype(dtype) for n in (3, 40))
+    for product, right in zip(threads.matmul_transposed_left(a, [c, e]), (c, e), strict=True):
+        _assert_product(product, products(a.T, right))
 
 
 @pytest.mark.parametrize("scaled", [False, True])

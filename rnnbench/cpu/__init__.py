@@ -57,8 +57,8 @@ def stack(arrays) -> np.ndarray:
     return np.stack(arrays)
 
 
-def transposed_product(a, b) -> np.ndarray:
-    return matmul_transposed_left(a, b)
+def transposed_products(a, bs) -> list:
+    return matmul_transposed_left(a, bs)
 
 
 def add_product(a, b, out) -> None:
@@ -191,12 +191,15 @@ def _recurrent_weight(cell: Cell, params: dict, product: int):
 def _product_packs_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
     """The largest packed copy that a layer call's large products make where oneMKL is not
     loaded (one product at a time, each copy padded to whole panels): W_ih^T for the
-    input projection, W_ih for dx, the rows of x and of h for the weight gradients."""
+    input projection, W_ih for dx, the rows of x and of h side by side for the weight
+    gradients."""
     if mkl.AVAILABLE:
         return 0
     GH, rows = cell.gates * H, T * B
-    shapes = [(input_size, GH), (GH, input_size), (rows, input_size), (rows, H)]
-    return max(panels.packed_size(shape, dtype) for shape in shapes) * np.dtype(dtype).itemsize
+    sides = panels.packed_size((rows, input_size), dtype) + panels.packed_size((rows, H), dtype)
+    shapes = [(input_size, GH), (GH, input_size)]
+    packs = [panels.packed_size(shape, dtype) for shape in shapes] + [sides]
+    return max(packs) * np.dtype(dtype).itemsize
 
 
 def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:

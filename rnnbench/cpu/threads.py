@@ -139,24 +139,37 @@ def matmul(a, b, out, bias=None, accumulate: bool = False) -> None:
     in_blocks(block, a.shape[0], _product_flops(a, b))
 
 
-def matmul_transposed_left(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a.T @ b, a: [M,N], b: [M,K], as partial products over blocks of the M rows (by
-    oneMKL, or against each block's rows of b packed), summed in row order, whichever
-    block finishes first."""
+def matmul_transposed_left(a: np.ndarray, bs: list) -> list:
+    """[a.T @ b for b in bs], a: [M,N], each b: [M,K_b], as partial products over blocks
+    of the M rows, summed in row order, whichever block finishes first: by oneMKL, a
+    product for each b; else each block's rows of every b packed side by side (each b
+    padded to whole panels), so that one product reads the block of a once for all of
+    them (an LSTM's weight gradients, T=50, B=64, H=256: 20.9 ms for both, 22.1 as
+    two products)."""
+    dtype = np.result_type(a, *bs)
+    onemkl = _onemkl(a, *bs)
+    width = 1 if onemkl else panels.panel_width(dtype)  # each b's columns padded to it
+    ends = np.cumsum([-(-b.shape[1] // width) * width for b in bs])
+    sides = list(zip(bs, [0, *ends[:-1]], ends, strict=True))  # (b, start, end) in a row
     partials = {}
-    no_bias = np.zeros(0, np.result_type(a, b))
+    no_bias = np.zeros(0, dtype)
 
     def block(lo, hi):
-        partials[lo] = np.empty((a.shape[1], b.shape[1]), np.result_type(a, b))
-        if _onemkl(a, b):
-            mkl.gemm(a[lo:hi].T, b[lo:hi], partials[lo])
-        else:
-            packed = pack(b[lo:hi], parallel=False)
-            panels.multiply(a[lo:hi].T, packed, no_bias, False, partials[lo])
+        partials[lo] = np.empty((a.shape[1], ends[-1]), dtype)
+        if onemkl:
+            for b, start, _ in sides:
+                mkl.gemm(a[lo:hi].T, b[lo:hi], partials[lo][:, start : start + b.shape[1]])
+            return
+        packed = np.empty(ends[-1] * (hi - lo), dtype)
+        for b, start, end in sides:
+            pack(b[lo:hi], packed[start * (hi - lo) : end * (hi - lo)], parallel=False)
+        panels.multiply(a[lo:hi].T, packed, no_bias, False, partials[lo])
 
-    in_blocks(block, a.shape[0], _product_flops(a.T, b))
-    first, *rest = (partials[lo] for lo in sorted(partials))
-    return sum(rest, first)
+    in_blocks(block, a.shape[0], sum(_product_flops(a.T, b) for b in bs))
+    total, *rest = (partials[lo] for lo in sorted(partials))
+    for partial in rest:
+        total += partial
+    return [np.ascontiguousarray(total[:, start : start + b.shape[1]]) for b, start, _ in sides]
 
 
 _running = 0  # layer calls running now, on any thread

@@ -239,8 +239,10 @@ def layer_backward(
     return grads, dh, dh0, (dc if cell.has_cell_state else None)
 
 
-def transposed_product(a, b):
-    return _gemm(a, b, cuda.device_array((a.shape[1], b.shape[1]), a.dtype), trans_a=True)
+def transposed_products(a, bs) -> list:
+    return [
+        _gemm(a, b, cuda.device_array((a.shape[1], b.shape[1]), a.dtype), trans_a=True) for b in bs
+    ]
 
 
 def add_product(a, b, out) -> None:
