@@ -281,3 +281,17 @@ def test_a_fork_waits_for_running_layer_calls():
     os.waitpid(pid, 0)
     caller.join()
     assert finished and forked >= finished[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padded_rows_span_an_odd_number_of_cache_lines(dtype):
+    """A backward's dxp rows (`rnnbench.cpu.padded_row`): rows of an even number of whole
+    cache lines get one more, so that a column's successive rows meet every L1 set;
+    other rows stay as they are."""
+    line = rnnbench.cpu.LINE_BYTES // np.dtype(dtype).itemsize  # elements of a line
+    for n in range(1, 40 * line):
+        padded = rnnbench.cpu.padded_row(n, dtype)
+        if n % (2 * line) == 0:
+            assert padded == n + line
+        else:
+            assert padded == n

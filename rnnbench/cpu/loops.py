@@ -112,9 +112,10 @@ def add_column_sums(a, scale, lo, hi, out):
 @cpu_kernel
 def copy_blocks(src, src_stride, src_start, dst, dst_stride, dst_start, n):
     """dst[g*dst_stride + dst_start + j] = src[g*src_stride + src_start + j] for j < n
-    and each block g of dst: a unit split's gates between the layer's layout [G*H]
-    (stride H, start u0) and its own [G*n] (stride n, start 0)."""
-    for g in range(dst.size // dst_stride):
+    and each block g of both: a unit split's gates between the layer's layout [G*H]
+    (stride H, start u0; its row may be padded, see `rnnbench.cpu`) and its own
+    [G*n] (stride n, start 0)."""
+    for g in range(min(src.size // src_stride, dst.size // dst_stride)):
         for j in range(n):
             dst[g * dst_stride + dst_start + j] = src[g * src_stride + src_start + j]
 
@@ -233,7 +234,7 @@ def _forward_loop(cell: Cell, forward_units):
 
 
 def _backward_loop(cell: Cell, backward_units):
-    recurrence, one_gradient = cell.recurrence, cell.one_gradient
+    recurrence, one_gradient, gates = cell.recurrence, cell.one_gradient, cell.gates
 
     def backward(
         reverse, product, lo, hi, u0, u1, counts, me, w_hh, w_hh_t, packed, h, c, saved, dy,
@@ -247,6 +248,7 @@ def _backward_loop(cell: Cell, backward_units):
         dy: [T,B,D*H], columns dy_offset:dy_offset+H read   dh: [T+1,B,H] holds
         dL/dh_T (at the final index) on entry and dL/dh_t for every state on exit,
         dy included   dc: [B,H] dL/dc_T in, dL/dc_0 out   dxp, dhp: [T,B,G*H]
+        (or wider, see `rnnbench.cpu.padded_row`: the columns past G*H untouched)
         written, gradients of the input and recurrent pre-activations (one array
         where the cell sums them: `Cell.one_gradient`)   discard: [B,G*n], whose row lo
         (this thread's) takes such a cell's second copy of that gradient: into the
@@ -286,7 +288,12 @@ def _backward_loop(cell: Cell, backward_units):
                     barrier.arrive(counts, me, T - s)
                     barrier.wait_for(counts, T - s)  # every unit of dhp[t] written
                 matmul_transposed_accumulate(
-                    product, dhp[t, lo:hi], w_hh_t, w_hh, packed, dh[prev, lo:hi, u0:u1]
+                    product,
+                    dhp[t, lo:hi, : gates * H],
+                    w_hh_t,
+                    w_hh,
+                    packed,
+                    dh[prev, lo:hi, u0:u1],
                 )
 
     return backward

@@ -90,8 +90,8 @@ def keep_freed_memory() -> bool:
 
 def _read(path) -> str | None:
     """The text of a small file, None where it cannot be read; by os.read, not
-    Path.read_text: a `free_memory` call, which reads six here (twice in each training
-    step), took 43 us, 91-136 by Path)."""
+    Path.read_text (a `free_memory` call, which reads six files here, twice in each
+    training step, took 43 us, and 91-136 by Path)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -81,8 +81,8 @@ def backward(cell, reverse, h, saved, dy, dy_offset, dh, dxp):
 
     Same arguments and results as `kernels.backward` for a cell with a scan:
     dh: [T+1,B,H] holds dL/dh_T (at the final index) on entry and dL/dh_t for
-    every state on exit, dy included   dxp: [T,B,G*H] written by the cell's
-    backward from the full dL/dh_t
+    every state on exit, dy included   dxp: [T,B,G*H] (or wider: the
+    columns past G*H untouched) written by the cell's backward from the full dL/dh_t
     """
     T, B, _ = dxp.shape
     chunk, decay, last = _chunks(T, B, h.shape[2], h.dtype)
