@@ -70,6 +70,8 @@ def column_sums(a, scale=None) -> np.ndarray:
     (IndRNN, T=1024, B=16, H=256: 2.7 ms in NumPy, 0.8 here; NumPy's float32 sums
     were off by 1.5e-3 there)."""
     M, N = a.shape
+    a = _whole_rows(a)
+    scale = None if scale is None else _whole_rows(scale)
     no_scale = np.zeros((0, 0), a.dtype)
     sums = {}
 
@@ -94,6 +96,19 @@ def padded_row(n: int, dtype) -> int:
     65 lines a row; H=128: 96, 107)."""
     nbytes = n * np.dtype(dtype).itemsize
     return n + LINE_BYTES // np.dtype(dtype).itemsize if nbytes % (2 * LINE_BYTES) == 0 else n
+
+
+def _whole_rows(a: np.ndarray) -> np.ndarray:
+    """a: [M,N] with contiguous rows further apart than N (the first N columns of dxp's
+    padded rows, see `padded_row`) as the C-contiguous [M, row stride] over the same
+    memory, whose first N columns are a; else a. A compiled loop vectorises over
+    C-contiguous rows, not over a view whose strides it reads at run time (the column
+    sums of an LSTM's dxp at 100,32,128, 3200 rows of 512: 0.61 ms, 0.22 over the whole
+    rows)."""
+    row = a.strides[0] // a.itemsize
+    if a.flags.c_contiguous or a.strides[1] != a.itemsize or row * a.itemsize != a.strides[0]:
+        return a
+    return np.lib.stride_tricks.as_strided(a, (a.shape[0], row), a.strides, writeable=False)
 
 
 def _empty(dtype) -> np.ndarray:

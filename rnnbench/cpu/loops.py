@@ -99,7 +99,8 @@ def fill_rows(out, row):
 @cpu_kernel
 def add_column_sums(a, scale, lo, hi, out):
     """out[n] += sum over rows lo:hi of a[m, n] (times scale[m, n] where scale has rows),
-    for out: [N] of float64 (a float32 sum over many rows would lose digits)."""
+    for out: [N] of float64 (a float32 sum over many rows would lose digits) and the
+    first N columns of a and scale."""
     for m in range(lo, hi):
         if scale.shape[0]:
             for n in range(out.shape[0]):
