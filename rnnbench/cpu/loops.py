@@ -58,19 +58,20 @@ def time_loops(cell: Cell):
 
 
 @cpu_kernel
-def matmul_transposed_accumulate(product, a, b, b_t, packed, out):
-    """out += a @ b.T, a: [M,K], b: [N,K] and b_t: its transpose [K,N], out: [M,N]; a and
-    out with contiguous rows.
+def matmul_transposed_accumulate(product, a, K, b, b_t, packed, out):
+    """out += a[:, :K] @ b.T, a: [M,K or more] (dhp's padded rows), b: [N,K] and b_t: its
+    transpose [K,N], out: [M,N]; a and out with contiguous rows.
 
     PACKED: `panels.accumulate` adds a @ b_t onto out, b_t packed by `panels.pack`
     in `packed`. LOOP, for products too small for it: each vector loop runs along
     the longer of N and K: when N is the longer, row m of out gathers a[m,k] *
-    b_t[k] over k; otherwise each entry is a dot product of a[m] and b[n].
+    b_t[k] over k; otherwise each entry is a dot product of a[m] and b[n] (over a's
+    whole rows, not a view of their first K: its run-time strides kept LLVM from
+    vectorising the dot products, LSTM 1000,1,32 backward 1.4 -> 4.6 ms).
     """
     M, N = out.shape
-    K = a.shape[1]
     if product == PACKED:
-        panels.accumulate(a, packed, out)
+        panels.accumulate(a[:, :K], packed, out)
     elif N >= K:
         for m in range(M):
             for k in range(K):
@@ -215,7 +216,7 @@ def _forward_loop(cell: Cell, forward_units):
             if recurrence == DENSE:
                 fill_rows(rows_proj, b_hh)
                 matmul_transposed_accumulate(
-                    product, h[prev, lo:hi], w_hh, w_hh_t, packed, rows_proj
+                    product, h[prev, lo:hi], H, w_hh, w_hh_t, packed, rows_proj
                 )
             for b in range(lo, hi):
                 if recurrence == DIAGONAL:
@@ -289,12 +290,7 @@ def _backward_loop(cell: Cell, backward_units):
                     barrier.arrive(counts, me, T - s)
                     barrier.wait_for(counts, T - s)  # every unit of dhp[t] written
                 matmul_transposed_accumulate(
-                    product,
-                    dhp[t, lo:hi, : gates * H],
-                    w_hh_t,
-                    w_hh,
-                    packed,
-                    dh[prev, lo:hi, u0:u1],
+                    product, dhp[t, lo:hi], gates * H, w_hh_t, w_hh, packed, dh[prev, lo:hi, u0:u1]
                 )
 
     return backward
