@@ -52,6 +52,30 @@ def test_a_packed_product_adds_a_times_b_onto_out(M, K, N, dtype, transposed, se
     np.testing.assert_array_equal(wide[:, N + 2 :], before[:, N + 2 :])
 
 
+@scaled(0.5)
+@given(
+    K=st.integers(1, 70),  # blocks of 16 (float32) or 8 (float64) steps of k, and the rest
+    N=st.integers(1, 100),  # blocks of as many columns in full and partial panels, the rest
+    dtype=st.sampled_from([np.float32, np.float64]),
+    layout=st.sampled_from(["rows", "transposed", "strided transpose"]),
+)
+def test_a_pack_lays_out_every_element_of_b(K, N, dtype, layout):
+    """Exactly, whether b's rows are contiguous, or its columns (a weight's transpose,
+    transposed by blocks in registers), or neither."""
+    values = np.arange(2 * K * N, dtype=dtype)
+    b = {
+        "rows": values[: K * N].reshape(K, N),
+        "transposed": values[: K * N].reshape(N, K).T,
+        "strided transpose": values.reshape(N, 2 * K)[:, ::2].T,
+    }[layout]
+    width = panels.panel_width(dtype)
+    expected = np.zeros((-(-N // width), K, width), dtype)
+    for p in range(expected.shape[0]):
+        columns = b[:, p * width : (p + 1) * width]
+        expected[p, :, : columns.shape[1]] = columns
+    np.testing.assert_array_equal(_packed(b), expected.ravel())
+
+
 def test_a_pack_pads_its_last_panel_with_zeros():
     b = np.arange(3 * 40, dtype=np.float32).reshape(3, 40)  # a full panel of 32, then 8
     packed = _packed(b).reshape(2, 3, 32)
