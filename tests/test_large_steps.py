@@ -99,8 +99,9 @@ def test_large_steps_of_dense_cells_multiply_packed_weights(monkeypatch):
 @pytest.mark.parametrize("choice", ["0", "1"])
 def test_with_onemkl_or_without_the_layers_give_the_same_results(choice):
     """RNNBENCH_MKL=0 (as where the mkl wheel is missing): nothing is loaded and the
-    layers' large products take OpenBLAS; RNNBENCH_MKL=1: oneMKL takes them wherever
-    the wheel is installed, Intel CPU or not. Either gives this process's results."""
+    layers' large products take the packed kernel (`rnnbench.cpu.panels`);
+    RNNBENCH_MKL=1: oneMKL takes them wherever the wheel is installed, Intel CPU or
+    not. Either gives this process's results."""
     program = (
         "import numpy as np, rnnbench\n"
         "from rnnbench.cpu import mkl\n"

@@ -1,9 +1,10 @@
-"""CPU backend (`rnnbench.backend.Backend`): numba.njit time loops around NumPy's matrix
-products.
+"""CPU backend (`rnnbench.backend.Backend`): numba.njit time loops around matrix products
+against packed weights.
 
 Every function takes and returns NumPy arrays. Here: the layer drivers; in
-`loops` the compiled time loops, in `scan` the parallel scans, in `threads`
-the thread blocks and BLAS they run on.
+`loops` the compiled time loops, in `scan` the parallel scans, in `panels` the
+product kernel, in `threads` the thread blocks and the large products split over
+them (oneMKL's on Intel CPUs).
 """
 
 import functools
@@ -112,7 +113,9 @@ def _whole_rows(a: np.ndarray) -> np.ndarray:
 
 
 def _empty(dtype) -> np.ndarray:
-    """Stand-in for a parameter the cell does not have; the kernels never read it."""
+    """Stand-in for an array the kernels never read: a parameter the cell does not have,
+    or a packed weight the loop does not take (of the packs' dtype: one compiled loop
+    for both)."""
     return np.zeros(0, dtype)
 
 
@@ -178,12 +181,6 @@ def _gates_of(a, H: int, u0: int, u1: int):
     return np.concatenate(_gate_blocks(a, H, u0, u1))
 
 
-def _no_pack(dtype) -> np.ndarray:
-    """Stand-in for a packed weight the loop does not take (of the packs' dtype: one
-    compiled loop for both)."""
-    return np.empty(0, dtype)
-
-
 def _pack_all(requests: dict) -> dict:
     """{role: `panels.pack` of its matrix} for requests {role: (blocks, transpose)}: the
     matrix is the rows of `blocks` stacked (one array, or a thread's gates of a
@@ -237,12 +234,11 @@ def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size
     split, gathered first), or the backward's W_hh (each thread's units' columns); the
     packed copies of the large products (`_product_packs_nbytes`); and the padding of
     the backward's rows of dxp and dhp (`padded_row`)."""
-    G, GH = cell.gates, cell.gates * H
-    padding = (1 if cell.one_gradient else 2) * T * B * (padded_row(GH, dtype) - GH)
-    products = _product_packs_nbytes(cell, T, B, H, dtype, input_size)
-    products += padding * np.dtype(dtype).itemsize
+    G, GH, itemsize = cell.gates, cell.gates * H, np.dtype(dtype).itemsize
+    padding = (1 if cell.one_gradient else 2) * T * B * (padded_row(GH, dtype) - GH) * itemsize
+    beyond_weights = _product_packs_nbytes(cell, T, B, H, dtype, input_size) + padding
     if not _takes_packed(cell, B, H):
-        return products
+        return beyond_weights
     split = _splits_units(cell, B, H, dtype)
     if split:
         n = max(u1 - u0 for u0, u1 in _unit_bounds(H))
@@ -253,13 +249,12 @@ def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size
         input_shape = (input_size, GH)
     if _projects_in_loop(cell, T, B, H, dtype):
         forward_shapes.append(input_shape)
-    itemsize = np.dtype(dtype).itemsize
     forward = parties * sum(
         (panels.packed_size(shape, dtype) + (shape[0] * shape[1] if split else 0)) * itemsize
         for shape in forward_shapes
     )
     backward = parties * panels.packed_size(backward_shape, dtype) * itemsize
-    return max(forward, backward) + products
+    return max(forward, backward) + beyond_weights
 
 
 def tapeless_step_nbytes(cell: Cell, T: int, B: int, H: int, dtype, parallel_scan: bool) -> int:
@@ -355,10 +350,10 @@ def layer_forward(
             G_n, S_n = cell.gates * (u1 - u0), cell.saved * (u1 - u0)
             buffer = functools.partial(_buffer, k)
             return (
-                packed.get(f"W_ih {k}", _no_pack(dtype)),
+                packed.get(f"W_ih {k}", _empty(dtype)),
                 gates(b_ih),
                 buffer("chunk", (chunk, B, G_n), dtype) if in_loop else x_proj,
-                packed.get(f"W_hh^T {k}", _no_pack(dtype)),
+                packed.get(f"W_hh^T {k}", _empty(dtype)),
                 gates(b_hh),
                 buffer("h_proj", (B, G_n), dtype),
                 buffer("xp_units", (B, G_n if split and not in_loop else 0), dtype),
@@ -384,7 +379,7 @@ def layer_backward(
     cell: Cell, params: dict, tape: Tape, reverse: bool, dy, dy_offset: int, dh_n, dc_n, dx
 ):
     """`Backend.layer_backward`: the time loop's mirror (or the scan's), then the
-    parameter gradients by blocks of BLAS products."""
+    parameter gradients by blocks of large products (`threads`)."""
     with _layer_call():
         T, B, _ = tape.x.shape
         H = tape.h.shape[2]
@@ -416,7 +411,7 @@ def layer_backward(
                 requests = {"W_hh 0": ([w_hh], False)} if _takes_packed(cell, B, H) else {}
                 units = [0]
             packed = _pack_all(requests)
-            packs = [packed.get(f"W_hh {k}", _no_pack(dtype)) for k in range(len(units))]
+            packs = [packed.get(f"W_hh {k}", _empty(dtype)) for k in range(len(units))]
             one = cell.one_gradient  # no dhp_units, and a row to discard
             names = (("saved_units", S), ("dxp_units", G), ("dhp_units", 0 if one else G))
             buffers = [
