@@ -59,7 +59,9 @@ def test_a_repeated_forward_allocates_its_packed_weights_and_loop_buffers_once(m
     again = peak_bytes(lambda: results.append(model.forward(x, grad=False)[0]), release=False)
     np.testing.assert_array_equal(results[0], expected)  # reused buffers change nothing
     assert workspace.nbytes() == held
-    assert again <= first - held
+    # Python's own small objects (the list appended to, the pools' bookkeeping) vary by a
+    # kilobyte or two from run to run; each buffer held here is 64 KiB or more
+    assert again <= first - held + 4096
     # W_ih^T and W_hh^T packed, and the loop's buffers
     assert held > 2 * panels.packed_size((64, 256), np.float32) * 4
 
