@@ -84,6 +84,16 @@ def test_no_progress_when_stderr_is_not_a_terminal(quick, capsys):
     assert len(table_rows(out)) == 2
 
 
+def test_each_row_shows_the_least_time_of_each_library_over_its_runs(quick, monkeypatch, capsys):
+    seconds = iter([0.003, 0.006, 0.001, 0.004, 0.002, 0.005] * 2)  # ours, torch, ours, ...
+    monkeypatch.setattr(compare, "_idle_seconds", lambda run: next(seconds))
+    assert cli.main([*ARGS[:-1], "3"]) == 0
+    out = capsys.readouterr().out
+    assert "best of 3 alternating runs" in out.splitlines()[0]
+    for row in table_rows(out):
+        assert row.split(" | ")[5:8] == ["1.00", "4.00", "4.00x"]  # the medians: 2 and 5 ms
+
+
 def test_help_names_the_defaults(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["compare", "--help"])
