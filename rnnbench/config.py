@@ -71,6 +71,13 @@ PARALLEL_FLOPS = int(os.environ.get("RNNBENCH_PARALLEL_FLOPS", "50000000"))
 # GFLOP/s; one OpenBLAS product of all steps on 2 threads 324-390, which then goes
 # through memory.
 LOOP_PROJECTION_MIN_ROWS = int(os.environ.get("RNNBENCH_LOOP_PROJECTION_MIN_ROWS", "4"))
+# Where a time loop runs on one thread (a small batch) with another idle, that one
+# computes the input products W_ih x_t + b_ih while the loop walks the steps, a chunk
+# of AHEAD_ROWS rows (steps x batch) at a time (`rnnbench.cpu.loops.project_ahead`),
+# where the products have AHEAD_MIN_FLOPS or more: below that the hand-off to the
+# other thread (0.07-0.15 ms on this project's AMD EPYC VM) costs more than it saves.
+AHEAD_ROWS = int(os.environ.get("RNNBENCH_AHEAD_ROWS", "32"))
+AHEAD_MIN_FLOPS = int(os.environ.get("RNNBENCH_AHEAD_MIN_FLOPS", "10000000"))
 # Bytes of input products a thread computes at once (a chunk of steps), before the
 # recurrent steps that read them: step by step, the two packed weights crowd one
 # core's L2; in chunks each stays there while it is used. LSTM, H=256, 8 rows, one

@@ -2,7 +2,7 @@
 rows in blocks on threads, or hidden units split over them) against its small-step path
 (compiled loops, one thread), which the other tests' small shapes take. Every large-step
 path runs here: see LARGE_PATHS, forced through `rnnbench.config`'s
-LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES and SPLIT_UNITS_BYTES.
+LOOP_PROJECTION_MIN_ROWS, PROJECTION_CHUNK_BYTES, SPLIT_UNITS_BYTES and AHEAD_ROWS.
 
 The paths are forced through the backend's thresholds, `rnnbench.cpu.loops.LARGE_STEP_FLOPS` and
 `rnnbench.cpu.threads.PARALLEL_FLOPS`, with more threads than batch rows allow, so every
@@ -29,13 +29,17 @@ ONEMKL_INSTALLED = (pathlib.Path(sys.prefix) / "lib" / "libmkl_rt.so.3").exists(
 SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
 # The rows split over threads, or the hidden units (which meet at a barrier at each
 # step), each with the input products in the loop (in chunks of steps) or projected
-# first.
-LARGE_PATHS = ["rows in loop", "rows", "units in loop", "units"]
+# first; or every row on one thread, with the input products projected ahead of it on
+# another (`rnnbench.cpu.loops.project_ahead`).
+LARGE_PATHS = ["rows in loop", "rows", "units in loop", "units", "ahead"]
 
 
 def run(arch, case, dtype, threshold, path="rows", chunk_bytes=0) -> dict:
     """y, final state parts and gradients of one forward and backward of `case`; a loop
-    that projects the input does it in chunks of `chunk_bytes` (at least one step)."""
+    that projects the input does it in chunks of `chunk_bytes` (at least one step), and
+    one projected ahead in chunks of chunk_bytes % 8 + 1 rows."""
+    ahead = path == "ahead"
+    projected_ahead = []
     with pytest.MonkeyPatch.context() as patch:
         in_loop = path.endswith("in loop")
         patch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 1 if in_loop else math.inf)
@@ -43,13 +47,27 @@ def run(arch, case, dtype, threshold, path="rows", chunk_bytes=0) -> dict:
         split = path.startswith("units")
         patch.setattr(rnnbench.cpu, "SPLIT_UNITS_BYTES", 0 if split else math.inf)
         patch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", threshold)
-        patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", threshold)
+        patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", SMALL if ahead else threshold)
         patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
+        patch.setattr(rnnbench.cpu, "AHEAD_MIN_FLOPS", 0 if ahead else SMALL)
+        rows = chunk_bytes % 8 + 1
+        patch.setattr(rnnbench.cpu, "AHEAD_ROWS", rows)
+        project = rnnbench.cpu.project_ahead
+        patch.setattr(
+            rnnbench.cpu, "project_ahead", lambda *a: projected_ahead.append(1) or project(*a)
+        )
         model = case.model(arch, dtype)
-        arrays = case.arrays(model)
+        arrays = case.arrays(model)  # one forward, not counted
+        projected_ahead.clear()
         y_inference, final_inference = model.forward(arrays.x, arrays.state, grad=False)
         y, final = model.forward(arrays.x, arrays.state)
         grads = model.backward(arrays.dy, arrays.dstate)
+        T, B, _ = arrays.x.shape
+        scanned = model.parallel_scan and rnnbench.cpu.scan.splits_time(T, B)
+    chunks = -(-T // -(-rows // B))
+    layer_calls = 2 * model.num_layers * (2 if model.bidirectional else 1)
+    engaged = ahead and chunks >= 2 and not scanned
+    assert len(projected_ahead) == (layer_calls if engaged else 0)
     return {
         "y": y,
         **{f"final {k}": p for k, p in enumerate(parts(final))},

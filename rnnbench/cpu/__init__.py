@@ -15,13 +15,22 @@ import numpy as np
 from ..backend import Tape, parameter_gradients, reused, rows, step_nbytes
 from ..cells import DENSE, Cell
 from ..config import (
+    AHEAD_MIN_FLOPS,
+    AHEAD_ROWS,
     COLUMN_SUM_FLOPS,
     LOOP_PROJECTION_MIN_ROWS,
     PROJECTION_CHUNK_BYTES,
     SPLIT_UNITS_BYTES,
 )
 from . import barrier, mkl, panels, scan, threads, workspace
-from .loops import PACKED, add_column_sums, loop_flops, step_product, time_loops
+from .loops import (
+    PACKED,
+    add_column_sums,
+    loop_flops,
+    project_ahead,
+    step_product,
+    time_loops,
+)
 from .memory import (
     free_memory,  # noqa: F401  (a Backend function)
     keep_freed_memory,
@@ -156,6 +165,28 @@ def _projects_in_loop(cell: Cell, T: int, B: int, H: int, dtype) -> bool:
     return _takes_packed(cell, B, H) and rows is not None and rows >= LOOP_PROJECTION_MIN_ROWS
 
 
+def _ahead_steps(B: int) -> int:
+    """Steps of input products `project_ahead` computes at once: AHEAD_ROWS rows."""
+    return -(-AHEAD_ROWS // B)
+
+
+def _projects_ahead(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> bool:
+    """Whether another thread computes the input products, a chunk of steps at a time
+    (`project_ahead`), while the time loop walks the steps on one thread: where the loop
+    runs on one thread (its rows in one block, not the units' split) with another idle,
+    it has at least two chunks of steps, and the products are AHEAD_MIN_FLOPS or more
+    (which pay for the hand-off to the other thread)."""
+    flops = 2 * T * B * input_size * cell.gates * H
+    return (
+        threads.THREADS > 1
+        and barrier.AVAILABLE
+        and not _splits_units(cell, B, H, dtype)
+        and threads.block_count(B, loop_flops(cell, T, B, H)) == 1
+        and _ahead_steps(B) < T
+        and flops >= AHEAD_MIN_FLOPS
+    )
+
+
 def _chunk_steps(cell: Cell, T: int, B: int, H: int, dtype) -> int:
     """Steps of input products a thread computes at once in the loop: at most
     config.PROJECTION_CHUNK_BYTES of its rows' gates, at least 1, at most T."""
@@ -215,16 +246,17 @@ def _recurrent_weight(cell: Cell, params: dict, product: int):
 
 
 def _product_packs_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
-    """The largest packed copy that a layer call's large products make where oneMKL is not
-    loaded (one product at a time, each copy padded to whole panels): W_ih^T for the
-    input projection, W_ih for dx, the rows of x and of h side by side for the weight
-    gradients."""
-    if mkl.AVAILABLE:
-        return 0
+    """The largest packed copy that a layer call's large products make (one product at a
+    time, each copy padded to whole panels): W_ih^T for the input projection (oneMKL's
+    takes none, `project_ahead` one), and where oneMKL is not loaded W_ih for dx and the
+    rows of x and of h side by side for the weight gradients."""
     GH, rows = cell.gates * H, T * B
+    projection = panels.packed_size((input_size, GH), dtype)
+    if mkl.AVAILABLE:
+        ahead = _projects_ahead(cell, T, B, H, dtype, input_size)
+        return projection * np.dtype(dtype).itemsize if ahead else 0
     sides = panels.packed_size((rows, input_size), dtype) + panels.packed_size((rows, H), dtype)
-    shapes = [(input_size, GH), (GH, input_size)]
-    packs = [panels.packed_size(shape, dtype) for shape in shapes] + [sides]
+    packs = [projection, panels.packed_size((GH, input_size), dtype), sides]
     return max(packs) * np.dtype(dtype).itemsize
 
 
@@ -287,6 +319,26 @@ def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:
         in_blocks(lambda lo, hi: loop(lo, hi, 0, H, no_counts, 0), B, loop_flops(cell, T, B, H))
 
 
+def _run_beside_projection(cell: Cell, reverse: bool, x, params: dict, x_proj, loop) -> None:
+    """loop(lo, hi, u0, u1, counts, me) over every row and unit on this thread while
+    another fills x_proj ahead of it (`project_ahead`), a chunk of steps at a time."""
+    B = x.shape[1]
+    packed_ih = threads.pack(params["weight_ih"].T)
+    x_rows, x_proj_rows = rows(np.ascontiguousarray(x)), rows(x_proj)
+    counts = barrier.progress(1)
+
+    def part(k):
+        if k == 0:
+            loop(0, B, 0, x_proj.shape[2] // cell.gates, counts, 0)
+        else:
+            steps = _ahead_steps(B)
+            project_ahead(
+                reverse, steps, B, x_rows, packed_ih, params["bias_ih"], x_proj_rows, counts
+            )
+
+    threads.together(part, 2)
+
+
 def layer_forward(
     cell: Cell, params: dict, x, h0, c0, reverse: bool, out, out_offset: int,
     parallel_scan: bool = False, keep: bool = True, reuse: Tape | None = None,
@@ -309,9 +361,11 @@ def layer_forward(
     GH = cell.gates * H
     parallel_scan = parallel_scan and scan.splits_time(T, B)  # else the step loop
     in_loop = not parallel_scan and _projects_in_loop(cell, T, B, H, dtype)
+    ahead = not (parallel_scan or in_loop) and _projects_ahead(cell, T, B, H, dtype, x.shape[2])
     with _layer_call():
         if not in_loop:
             x_proj = np.empty((T, B, GH), dtype)
+        if not (in_loop or ahead):
             matmul(rows(x), params["weight_ih"].T, rows(x_proj), bias=params["bias_ih"])
         steps = T if keep or parallel_scan else 1
         h = reused(reuse and reuse.h, (steps + 1, B, H), dtype, np.empty)
@@ -369,7 +423,10 @@ def layer_forward(
                 w_hh_t, packed, b_hh, h, c, saved, h_proj, xp_units, saved_units, out, out_offset,
             )  # fmt: skip
 
-        _run_loop(cell, T, B, H, bounds if split else None, loop)
+        if ahead:
+            _run_beside_projection(cell, reverse, x, params, x_proj, loop)
+        else:
+            _run_loop(cell, T, B, H, bounds if split else None, loop)
         if keep:
             return Tape(x, h, c, saved, False)
         return Tape(x, h[last : last + 1], c[last : last + 1], saved, False)

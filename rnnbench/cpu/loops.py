@@ -88,6 +88,24 @@ def matmul_transposed_accumulate(product, a, K, b, b_t, packed, out):
 
 
 @cpu_kernel
+def project_ahead(reverse, steps, B, x_rows, packed_ih, b_ih, x_proj_rows, counts):
+    """x_proj = x W_ih^T + b_ih for a time loop running on another thread: `steps` time
+    steps at a time, in the order the loop walks them (`reverse`), each chunk counted
+    done as thread 0 of `counts` (`barrier.progress(1)`; the loop waits for each step's).
+
+    x_rows: [T*B,I] and x_proj_rows: [T*B,G*H], time-major   packed_ih: `panels.pack`
+    of W_ih^T   b_ih: [G*H]
+    """
+    T = x_rows.shape[0] // B
+    for s0 in range(0, T, steps):
+        s1 = min(T, s0 + steps)
+        t0, t1 = (T - s1, T - s0) if reverse else (s0, s1)
+        rows = x_proj_rows[t0 * B : t1 * B]
+        panels.multiply(x_rows[t0 * B : t1 * B], packed_ih, b_ih, False, rows)
+        barrier.arrive(counts, 0, s1)
+
+
+@cpu_kernel
 def fill_rows(out, row):
     """out[r] = row for each row r of out: [M,N] (a bias under a product that adds onto
     it). Numba's broadcasting `out[:] = row` took 4 us a step more at 16 rows of an
@@ -177,7 +195,9 @@ def _forward_loop(cell: Cell, forward_units):
         (W_ih^T); b_ih, b_hh: [G*H] ([H] for DIAGONAL)
 
         Rows never meet: blocks of rows run on separate threads, each on every
-        unit (u0:u1 = 0:H), with `counts` empty. Units meet at every step's
+        unit (u0:u1 = 0:H), with `counts` empty; or one block of every row, with
+        `counts` of the thread that fills x_proj ahead of it (`project_ahead`),
+        whose count it waits for before each step. Units meet at every step's
         product: threads that split the units each run every row, thread `me` of
         those sharing `barrier.progress` counts, and wait for each other before
         each step. Such a thread (PACKED only) keeps its units' gates together:
@@ -191,7 +211,8 @@ def _forward_loop(cell: Cell, forward_units):
         n = u1 - u0
         in_loop = packed_ih.size > 0
         chunk = x_proj.shape[0]
-        split = counts.size > 0
+        split = n < H
+        fed = counts.size > 0 and not split
         rows_proj = h_proj[lo:hi]
         for s in range(T):
             t = T - 1 - s if reverse else s
@@ -203,6 +224,8 @@ def _forward_loop(cell: Cell, forward_units):
                     panels.accumulate(
                         x[T - 1 - s - k if reverse else s + k, lo:hi], packed_ih, rows
                     )
+            if fed:
+                barrier.wait_for(counts, s + 1)  # x_proj[t] written
             xp = x_proj[s % chunk] if in_loop else x_proj[t]
             saved_t = saved[t % saved.shape[0]]
             sv = saved_t
