@@ -78,6 +78,12 @@ LOOP_PROJECTION_MIN_ROWS = int(os.environ.get("RNNBENCH_LOOP_PROJECTION_MIN_ROWS
 # other thread (0.07-0.15 ms on this project's AMD EPYC VM) costs more than it saves.
 AHEAD_ROWS = int(os.environ.get("RNNBENCH_AHEAD_ROWS", "32"))
 AHEAD_MIN_FLOPS = int(os.environ.get("RNNBENCH_AHEAD_MIN_FLOPS", "10000000"))
+# Likewise beside such a backward loop, that thread takes the weight gradients and dx
+# of the half of the steps the loop walks first (`rnnbench.cpu._gradients_beside_loop`)
+# where those products have BEHIND_MIN_FLOPS or more. LSTM backward, min of 60
+# alternating: 200,1,128 (79 MFLOP) 1.78 -> 1.50 ms, 100,2,128 1.41 -> 1.15;
+# 1000,1,32 (25 MFLOP) 0.97 -> 0.99.
+BEHIND_MIN_FLOPS = int(os.environ.get("RNNBENCH_BEHIND_MIN_FLOPS", "40000000"))
 # Bytes of input products a thread computes at once (a chunk of steps), before the
 # recurrent steps that read them: step by step, the two packed weights crowd one
 # core's L2; in chunks each stays there while it is used. LSTM, H=256, 8 rows, one

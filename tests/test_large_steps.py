@@ -14,6 +14,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -29,17 +30,18 @@ ONEMKL_INSTALLED = (pathlib.Path(sys.prefix) / "lib" / "libmkl_rt.so.3").exists(
 SMALL, LARGE = math.inf, 0  # thresholds that make every step small, or large
 # The rows split over threads, or the hidden units (which meet at a barrier at each
 # step), each with the input products in the loop (in chunks of steps) or projected
-# first; or every row on one thread, with the input products projected ahead of it on
-# another (`rnnbench.cpu.loops.project_ahead`).
-LARGE_PATHS = ["rows in loop", "rows", "units in loop", "units", "ahead"]
+# first; or every row on one thread, with another beside it that projects the input
+# ahead of the forward loop (`rnnbench.cpu.loops.project_ahead`) and takes the
+# gradients of the steps the backward loop has walked.
+LARGE_PATHS = ["rows in loop", "rows", "units in loop", "units", "beside"]
 
 
 def run(arch, case, dtype, threshold, path="rows", chunk_bytes=0) -> dict:
     """y, final state parts and gradients of one forward and backward of `case`; a loop
     that projects the input does it in chunks of `chunk_bytes` (at least one step), and
     one projected ahead in chunks of chunk_bytes % 8 + 1 rows."""
-    ahead = path == "ahead"
-    projected_ahead = []
+    beside = path == "beside"
+    projected_ahead, gradients_behind = [], []
     with pytest.MonkeyPatch.context() as patch:
         in_loop = path.endswith("in loop")
         patch.setattr(rnnbench.cpu, "LOOP_PROJECTION_MIN_ROWS", 1 if in_loop else math.inf)
@@ -47,18 +49,26 @@ def run(arch, case, dtype, threshold, path="rows", chunk_bytes=0) -> dict:
         split = path.startswith("units")
         patch.setattr(rnnbench.cpu, "SPLIT_UNITS_BYTES", 0 if split else math.inf)
         patch.setattr(rnnbench.cpu.loops, "LARGE_STEP_FLOPS", threshold)
-        patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", SMALL if ahead else threshold)
+        patch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", SMALL if beside else threshold)
         patch.setattr(rnnbench.cpu.threads, "THREADS", 3)
-        patch.setattr(rnnbench.cpu, "AHEAD_MIN_FLOPS", 0 if ahead else SMALL)
+        patch.setattr(rnnbench.cpu, "AHEAD_MIN_FLOPS", 0 if beside else SMALL)
+        patch.setattr(rnnbench.cpu, "BEHIND_MIN_FLOPS", 0 if beside else SMALL)
         rows = chunk_bytes % 8 + 1
         patch.setattr(rnnbench.cpu, "AHEAD_ROWS", rows)
         project = rnnbench.cpu.project_ahead
         patch.setattr(
             rnnbench.cpu, "project_ahead", lambda *a: projected_ahead.append(1) or project(*a)
         )
+        gradients = rnnbench.cpu._gradients_beside_loop
+        patch.setattr(
+            rnnbench.cpu,
+            "_gradients_beside_loop",
+            lambda *a: gradients_behind.append(1) or gradients(*a),
+        )
         model = case.model(arch, dtype)
         arrays = case.arrays(model)  # one forward, not counted
         projected_ahead.clear()
+        gradients_behind.clear()
         y_inference, final_inference = model.forward(arrays.x, arrays.state, grad=False)
         y, final = model.forward(arrays.x, arrays.state)
         grads = model.backward(arrays.dy, arrays.dstate)
@@ -66,8 +76,9 @@ def run(arch, case, dtype, threshold, path="rows", chunk_bytes=0) -> dict:
         scanned = model.parallel_scan and rnnbench.cpu.scan.splits_time(T, B)
     chunks = -(-T // -(-rows // B))
     layer_calls = 2 * model.num_layers * (2 if model.bidirectional else 1)
-    engaged = ahead and chunks >= 2 and not scanned
-    assert len(projected_ahead) == (layer_calls if engaged else 0)
+    looped = beside and not scanned
+    assert len(projected_ahead) == (layer_calls if looped and chunks >= 2 else 0)
+    assert len(gradients_behind) == (layer_calls // 2 if looped and T >= 2 else 0)
     return {
         "y": y,
         **{f"final {k}": p for k, p in enumerate(parts(final))},
@@ -150,3 +161,45 @@ def test_the_split_threshold_reads_the_last_level_cache_from_sysfs(tmp_path):
         (tmp_path / f"index{index}" / "size").write_text(f"{size}\n")
     assert rnnbench.config.last_level_cache_bytes(tmp_path) == 16 * 2**20
     assert rnnbench.config.last_level_cache_bytes(tmp_path / "missing", default=7) == 7
+
+
+def fails(*args):
+    raise RuntimeError("this side failed")
+
+
+def raises_in_time(call) -> BaseException | None:
+    """The error `call()` raised, run on a thread of its own; fails the test if it is
+    still running after a minute (its other side left waiting)."""
+    raised = []
+
+    def run():
+        try:
+            call()
+        except BaseException as error:  # handed to the test
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "still waiting"
+    return raised[0] if raised else None
+
+
+def test_a_side_that_fails_beside_a_loop_leaves_nothing_waiting(monkeypatch):
+    monkeypatch.setattr(rnnbench.cpu.threads, "THREADS", 2)
+    monkeypatch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", SMALL)  # the loop alone
+    monkeypatch.setattr(rnnbench.cpu, "AHEAD_MIN_FLOPS", 0)
+    monkeypatch.setattr(rnnbench.cpu, "BEHIND_MIN_FLOPS", 0)
+    model = rnnbench.RNN("lstm", 4, 8)
+    x = np.ones((40, 1, 4), np.float32)
+    with monkeypatch.context() as patch:  # the loop waits on the projection's count
+        patch.setattr(rnnbench.cpu, "project_ahead", fails)
+        assert "this side failed" in str(raises_in_time(lambda: model.forward(x)))
+    forward, _ = rnnbench.cpu.time_loops(model.cell)
+    monkeypatch.setattr(rnnbench.cpu, "time_loops", lambda cell: (forward, fails))
+
+    def train():  # the gradients' thread waits on the backward loop's count
+        y, _ = model.forward(x)
+        model.backward(np.ones_like(y))
+
+    assert "this side failed" in str(raises_in_time(train))

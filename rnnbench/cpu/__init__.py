@@ -9,6 +9,7 @@ them (oneMKL's on Intel CPUs).
 
 import functools
 import sys
+import time
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from ..cells import DENSE, Cell
 from ..config import (
     AHEAD_MIN_FLOPS,
     AHEAD_ROWS,
+    BEHIND_MIN_FLOPS,
     COLUMN_SUM_FLOPS,
     LOOP_PROJECTION_MIN_ROWS,
     PROJECTION_CHUNK_BYTES,
@@ -96,6 +98,9 @@ def column_sums(a, scale=None) -> np.ndarray:
 
 # Bytes of a cache line.
 LINE_BYTES = 64
+# Seconds between looks at a backward loop's count by the thread that takes the
+# gradients behind it (`_gradients_beside_loop`; Linux sleeps 50-60 us more).
+POLL_SECONDS = 2e-5
 
 
 def padded_row(n: int, dtype) -> int:
@@ -170,21 +175,33 @@ def _ahead_steps(B: int) -> int:
     return -(-AHEAD_ROWS // B)
 
 
-def _projects_ahead(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> bool:
-    """Whether another thread computes the input products, a chunk of steps at a time
-    (`project_ahead`), while the time loop walks the steps on one thread: where the loop
-    runs on one thread (its rows in one block, not the units' split) with another idle,
-    it has at least two chunks of steps, and the products are AHEAD_MIN_FLOPS or more
-    (which pay for the hand-off to the other thread)."""
-    flops = 2 * T * B * input_size * cell.gates * H
+def _loop_alone(cell: Cell, T: int, B: int, H: int, dtype) -> bool:
+    """Whether the time loop runs on one thread (its rows in one block, not the units'
+    split) while another would idle."""
     return (
         threads.THREADS > 1
         and barrier.AVAILABLE
         and not _splits_units(cell, B, H, dtype)
         and threads.block_count(B, loop_flops(cell, T, B, H)) == 1
-        and _ahead_steps(B) < T
-        and flops >= AHEAD_MIN_FLOPS
     )
+
+
+def _projects_ahead(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> bool:
+    """Whether another thread computes the input products, a chunk of steps at a time
+    (`project_ahead`), while the time loop walks the steps: where the loop runs alone,
+    it has at least two chunks of steps, and the products are AHEAD_MIN_FLOPS or more
+    (which pay for the hand-off to the other thread)."""
+    flops = 2 * T * B * input_size * cell.gates * H
+    return _loop_alone(cell, T, B, H, dtype) and _ahead_steps(B) < T and flops >= AHEAD_MIN_FLOPS
+
+
+def _gradients_behind(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> bool:
+    """Whether another thread takes the parameter gradients and dx of the steps the
+    backward loop walks first while it walks the rest (`_gradients_beside_loop`): where
+    the loop runs alone, over two steps or more, and these products (both weights' and
+    dx's, at most) are BEHIND_MIN_FLOPS or more."""
+    flops = 2 * T * B * cell.gates * H * (2 * input_size + H)
+    return _loop_alone(cell, T, B, H, dtype) and T >= 2 and flops >= BEHIND_MIN_FLOPS
 
 
 def _chunk_steps(cell: Cell, T: int, B: int, H: int, dtype) -> int:
@@ -330,13 +347,58 @@ def _run_beside_projection(cell: Cell, reverse: bool, x, params: dict, x_proj, l
     def part(k):
         if k == 0:
             loop(0, B, 0, x_proj.shape[2] // cell.gates, counts, 0)
-        else:
+            return
+        try:
             steps = _ahead_steps(B)
             project_ahead(
                 reverse, steps, B, x_rows, packed_ih, params["bias_ih"], x_proj_rows, counts
             )
+        except BaseException:
+            barrier.arrive(counts, 0, x.shape[0])  # the loop waits no more; the error is raised
+            raise
 
     threads.together(part, 2)
+
+
+def _gradients_beside_loop(gradients, tape: Tape, reverse: bool, dxp, dhp, dx, loop) -> dict:
+    """loop(lo, hi, u0, u1, counts, me) over every row and unit on this thread, then the
+    gradients (`gradients(tape, reverse, dxp, dhp, dx)`, `parameter_gradients`) of the
+    steps it walked last; meanwhile another thread takes those of the steps it walked
+    first, once it has. Each thread's products run in one block (`threads.alone`), and
+    the halves' sums are added in one order."""
+    T, B, _ = tape.x.shape
+    H = tape.h.shape[2]
+    first = (T + 1) // 2  # steps the loop walks before the other thread starts
+    walked = [slice(T - first, T), slice(0, T - first)]  # first, then last
+    if reverse:
+        walked = [slice(0, first), slice(first, T)]
+    counts = barrier.progress(1)
+    halves = [None, None]
+
+    def of_steps(part: slice) -> dict:
+        piece = tape._replace(x=tape.x[part], h=tape.h[part.start : part.stop + 1])
+        dxp_part = dxp[part]
+        dhp_part = dxp_part if dhp is dxp else dhp[part]
+        with threads.alone():
+            return gradients(piece, reverse, dxp_part, dhp_part, dx[part])
+
+    def run(k):
+        if k == 1:
+            # Polled, not asleep on the count: the loop would wake a sleeper at every step.
+            while counts[0] < first:
+                time.sleep(POLL_SECONDS)
+            barrier.wait_for(counts, first)  # the count read atomically, as the loop wrote it
+            halves[0] = of_steps(walked[0])
+            return
+        try:
+            loop(0, B, 0, H, counts, 0)
+        except BaseException:
+            barrier.arrive(counts, 0, T)  # the other thread waits no more; the error is raised
+            raise
+        halves[1] = of_steps(walked[1])
+
+    threads.together(run, 2)
+    return {name: halves[0][name] + halves[1][name] for name in halves[0]}
 
 
 def layer_forward(
@@ -451,8 +513,10 @@ def layer_backward(
         dhp_padded = dxp_padded if cell.one_gradient else np.empty_like(dxp_padded)
         dxp = dxp_padded[:, :, :GH]
         dhp = dxp if cell.one_gradient else dhp_padded[:, :, :GH]
+        gradients = functools.partial(parameter_gradients, sys.modules[__name__], cell, params)
         if tape.parallel_scan:
             scan.backward(cell, reverse, tape.h, tape.saved, dy, dy_offset, dh, dxp_padded)
+            grads = gradients(tape, reverse, dxp, dhp, dx)
         else:
             _, backward = time_loops(cell)
             product = step_product(cell, B, H)
@@ -484,9 +548,10 @@ def layer_backward(
                     *buffers[me],
                 )  # fmt: skip
 
-            _run_loop(cell, T, B, H, bounds, loop)
-        grads = parameter_gradients(
-            sys.modules[__name__], cell, params, tape, reverse, dxp, dhp, dx
-        )
+            if _gradients_behind(cell, T, B, H, dtype, tape.x.shape[2]):
+                grads = _gradients_beside_loop(gradients, tape, reverse, dxp, dhp, dx, loop)
+            else:
+                _run_loop(cell, T, B, H, bounds, loop)
+                grads = gradients(tape, reverse, dxp, dhp, dx)
         dh0 = dh[T if reverse else 0]
         return grads, dh, dh0, (dc if cell.has_cell_state else None)

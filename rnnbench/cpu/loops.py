@@ -267,7 +267,8 @@ def _backward_loop(cell: Cell, backward_units):
     ):  # fmt: skip
         """BPTT through a layer-direction; the mirror of `forward`, over rows lo:hi and
         units u0:u1 (counts, me, and a split's saved_units: [B,S*n], dxp_units and
-        dhp_units: [B,G*n]: as there).
+        dhp_units: [B,G*n]: as there; but one block of every row counts its steps done
+        in `counts`, for the thread that takes the parameter gradients behind it).
 
         w_hh: [G*H,H] (DENSE) or [H] (DIAGONAL)   w_hh_t: [H,G*H] (DENSE)
         dy: [T,B,D*H], columns dy_offset:dy_offset+H read   dh: [T+1,B,H] holds
@@ -285,7 +286,8 @@ def _backward_loop(cell: Cell, backward_units):
         T = dxp.shape[0]
         H = h.shape[2]
         n = u1 - u0
-        split = counts.size > 0
+        split = n < H
+        feeds = counts.size > 0 and not split
         for s in range(T - 1, -1, -1):
             t = T - 1 - s if reverse else s
             prev, new = t + reverse, t + 1 - reverse
@@ -308,6 +310,8 @@ def _backward_loop(cell: Cell, backward_units):
                 if recurrence == DIAGONAL:
                     for j in range(H):
                         dh[prev, b, j] += dhp[t, b, j] * w_hh[j]
+            if feeds:
+                barrier.arrive(counts, 0, T - s)  # dxp[t] and dhp[t] written
             if recurrence == DENSE:
                 if split:
                     barrier.arrive(counts, me, T - s)

@@ -46,13 +46,29 @@ def block_count(rows: int, flops: int) -> int:
     return max(1, min(THREADS, rows, flops // max(PARALLEL_FLOPS, 1)))
 
 
+_here = threading.local()  # .alone: this thread runs its products in one block
+
+
+@contextlib.contextmanager
+def alone():
+    """The products called inside run in one block on the calling thread, as work that runs
+    beside the other threads' (which would wait for it, or it for them)."""
+    before = getattr(_here, "alone", False)
+    _here.alone = True
+    try:
+        yield
+    finally:
+        _here.alone = before
+
+
 def in_blocks(run, rows: int, flops: int) -> None:
     """run(lo, hi) over `block_count` blocks of range(rows) that together cover it, in
-    parallel when `flops` of work pay for the threads' hand-off (see config.PARALLEL_FLOPS).
+    parallel when `flops` of work pay for the threads' hand-off (see config.PARALLEL_FLOPS),
+    in one block `alone`.
 
     Returns once every block has finished, raising the first block's error.
     """
-    blocks = block_count(rows, flops)
+    blocks = 1 if getattr(_here, "alone", False) else block_count(rows, flops)
     bounds = [(k * rows // blocks, (k + 1) * rows // blocks) for k in range(blocks)]
     _run_all([functools.partial(run, lo, hi) for lo, hi in bounds])
 
