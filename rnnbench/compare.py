@@ -124,8 +124,10 @@ PAUSE = 0.3
 # Seconds of untimed runs after the pause. On this project's VM the first calls
 # after 0.1 s or more of idling ran slower while its cores woke (LSTM 50,64,256
 # inference: rnnbench 20.0 ms, then 12.8, 12.4; torch 10.5, then 9.7, 9.5;
-# back to back 12.2 and 9.4), so each library runs this long before its timed run.
-WARM_UP = 0.05
+# back to back 12.2 and 9.4), so each library runs this long before its timed run:
+# 50 ms was too short in session 9 (LSTM 200,1,128 training, least of 8 runs after
+# 50 and 200 ms: rnnbench 3.53 and 2.58 ms, PyTorch 3.79 and 2.69).
+WARM_UP = 0.2
 
 
 def _idle_seconds(run) -> float:

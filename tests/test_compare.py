@@ -25,8 +25,9 @@ class Terminal(io.StringIO):
 
 @pytest.fixture
 def quick(monkeypatch):
-    """No pauses between runs, and no sgemm measured: the test times nothing real."""
+    """No pauses or warm-up between runs, and no sgemm measured: the test times nothing real."""
     monkeypatch.setattr(compare, "PAUSE", 0.0)
+    monkeypatch.setattr(compare, "WARM_UP", 0.0)
     monkeypatch.setattr(compare, "sgemm_gflops", lambda: 100.0)
 
 
