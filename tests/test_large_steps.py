@@ -203,3 +203,24 @@ def test_a_side_that_fails_beside_a_loop_leaves_nothing_waiting(monkeypatch):
         model.backward(np.ones_like(y))
 
     assert "this side failed" in str(raises_in_time(train))
+
+
+def test_the_gradients_beside_a_loop_split_no_product_over_the_pool(monkeypatch):
+    """The other thread is the pool's one worker: a product it split into blocks would
+    wait for that worker, itself (`threads.alone`)."""
+    monkeypatch.setattr(rnnbench.cpu.threads, "THREADS", 2)
+    monkeypatch.setattr(rnnbench.cpu.threads, "PARALLEL_FLOPS", 0)  # any product splits
+    monkeypatch.setattr(rnnbench.cpu, "BEHIND_MIN_FLOPS", 0)
+    model = rnnbench.RNN("gru", 4, 8, dtype=np.float64)  # one row: its loop runs alone
+    x = np.random.default_rng(0).standard_normal((40, 1, 4))
+    results = {}
+
+    def train(key):
+        y, _ = model.forward(x)
+        results[key] = model.backward(np.ones_like(y))
+
+    assert raises_in_time(lambda: train("beside")) is None
+    monkeypatch.setattr(rnnbench.cpu, "BEHIND_MIN_FLOPS", SMALL)
+    train("after")
+    for key, value in results["after"].items():
+        assert_close(results["beside"][key], value, SAME_MATH, key)

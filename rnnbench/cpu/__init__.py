@@ -171,8 +171,9 @@ def _projects_in_loop(cell: Cell, T: int, B: int, H: int, dtype) -> bool:
 
 
 def _ahead_steps(B: int) -> int:
-    """Steps of input products `project_ahead` computes at once: AHEAD_ROWS rows."""
-    return -(-AHEAD_ROWS // B)
+    """Steps of input products `project_ahead` computes at once: AHEAD_ROWS rows (one step
+    at least)."""
+    return max(1, -(-AHEAD_ROWS // B))
 
 
 def _loop_alone(cell: Cell, T: int, B: int, H: int, dtype) -> bool:
@@ -199,9 +200,15 @@ def _gradients_behind(cell: Cell, T: int, B: int, H: int, dtype, input_size: int
     """Whether another thread takes the parameter gradients and dx of the steps the
     backward loop walks first while it walks the rest (`_gradients_beside_loop`): where
     the loop runs alone, over two steps or more, and these products (both weights' and
-    dx's, at most) are BEHIND_MIN_FLOPS or more."""
+    dx's, at most) are BEHIND_MIN_FLOPS or more, but would not split over more than two
+    threads (the halves run in one block each)."""
     flops = 2 * T * B * cell.gates * H * (2 * input_size + H)
-    return _loop_alone(cell, T, B, H, dtype) and T >= 2 and flops >= BEHIND_MIN_FLOPS
+    return (
+        _loop_alone(cell, T, B, H, dtype)
+        and T >= 2
+        and flops >= BEHIND_MIN_FLOPS
+        and threads.block_count(T * B, flops) <= 2
+    )
 
 
 def _chunk_steps(cell: Cell, T: int, B: int, H: int, dtype) -> int:
@@ -263,10 +270,11 @@ def _recurrent_weight(cell: Cell, params: dict, product: int):
 
 
 def _product_packs_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
-    """The largest packed copy that a layer call's large products make (one product at a
-    time, each copy padded to whole panels): W_ih^T for the input projection (oneMKL's
-    takes none, `project_ahead` one), and where oneMKL is not loaded W_ih for dx and the
-    rows of x and of h side by side for the weight gradients."""
+    """The packed copies that a layer call's large products make at once, each padded to
+    whole panels: the largest of W_ih^T for the input projection (oneMKL's takes none,
+    `project_ahead` one), and where oneMKL is not loaded W_ih for dx and the rows of x
+    and of h side by side for the weight gradients; two of those where two threads take
+    the gradients' halves at once (`_gradients_beside_loop`)."""
     GH, rows = cell.gates * H, T * B
     projection = panels.packed_size((input_size, GH), dtype)
     if mkl.AVAILABLE:
@@ -274,7 +282,8 @@ def _product_packs_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size:
         return projection * np.dtype(dtype).itemsize if ahead else 0
     sides = panels.packed_size((rows, input_size), dtype) + panels.packed_size((rows, H), dtype)
     packs = [projection, panels.packed_size((GH, input_size), dtype), sides]
-    return max(packs) * np.dtype(dtype).itemsize
+    at_once = 2 if _gradients_behind(cell, T, B, H, dtype, input_size) else 1
+    return at_once * max(packs) * np.dtype(dtype).itemsize
 
 
 def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
@@ -336,7 +345,7 @@ def _run_loop(cell: Cell, T: int, B: int, H: int, bounds, loop) -> None:
         in_blocks(lambda lo, hi: loop(lo, hi, 0, H, no_counts, 0), B, loop_flops(cell, T, B, H))
 
 
-def _run_beside_projection(cell: Cell, reverse: bool, x, params: dict, x_proj, loop) -> None:
+def _run_beside_projection(reverse: bool, x, params: dict, x_proj, H: int, loop) -> None:
     """loop(lo, hi, u0, u1, counts, me) over every row and unit on this thread while
     another fills x_proj ahead of it (`project_ahead`), a chunk of steps at a time."""
     B = x.shape[1]
@@ -346,7 +355,7 @@ def _run_beside_projection(cell: Cell, reverse: bool, x, params: dict, x_proj, l
 
     def part(k):
         if k == 0:
-            loop(0, B, 0, x_proj.shape[2] // cell.gates, counts, 0)
+            loop(0, B, 0, H, counts, 0)
             return
         try:
             steps = _ahead_steps(B)
@@ -373,10 +382,13 @@ def _gradients_beside_loop(gradients, tape: Tape, reverse: bool, dxp, dhp, dx, l
     if reverse:
         walked = [slice(0, first), slice(first, T)]
     counts = barrier.progress(1)
-    halves = [None, None]
+    halves, failed = [None, None], []
 
     def of_steps(part: slice) -> dict:
-        piece = tape._replace(x=tape.x[part], h=tape.h[part.start : part.stop + 1])
+        states = slice(part.start, part.stop + 1)
+        piece = tape._replace(
+            x=tape.x[part], h=tape.h[states], c=tape.c[states], saved=tape.saved[part]
+        )
         dxp_part = dxp[part]
         dhp_part = dxp_part if dhp is dxp else dhp[part]
         with threads.alone():
@@ -388,11 +400,13 @@ def _gradients_beside_loop(gradients, tape: Tape, reverse: bool, dxp, dhp, dx, l
             while counts[0] < first:
                 time.sleep(POLL_SECONDS)
             barrier.wait_for(counts, first)  # the count read atomically, as the loop wrote it
-            halves[0] = of_steps(walked[0])
+            if not failed:
+                halves[0] = of_steps(walked[0])
             return
         try:
             loop(0, B, 0, H, counts, 0)
         except BaseException:
+            failed.append(True)
             barrier.arrive(counts, 0, T)  # the other thread waits no more; the error is raised
             raise
         halves[1] = of_steps(walked[1])
@@ -486,7 +500,7 @@ def layer_forward(
             )  # fmt: skip
 
         if ahead:
-            _run_beside_projection(cell, reverse, x, params, x_proj, loop)
+            _run_beside_projection(reverse, x, params, x_proj, H, loop)
         else:
             _run_loop(cell, T, B, H, bounds if split else None, loop)
         if keep:
