@@ -273,17 +273,24 @@ def _product_packs_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size:
     """The packed copies that a layer call's large products make at once, each padded to
     whole panels: the largest of W_ih^T for the input projection (oneMKL's takes none,
     `project_ahead` one), and where oneMKL is not loaded W_ih for dx and the rows of x
-    and of h side by side for the weight gradients; two of those where two threads take
-    the gradients' halves at once (`_gradients_beside_loop`)."""
-    GH, rows = cell.gates * H, T * B
+    and of h side by side for the weight gradients. Where two threads take the gradients'
+    halves at once (`_gradients_beside_loop`), each holds one of its own: W_ih for dx, or
+    its half's rows side by side."""
+    GH = cell.gates * H
     projection = panels.packed_size((input_size, GH), dtype)
     if mkl.AVAILABLE:
         ahead = _projects_ahead(cell, T, B, H, dtype, input_size)
         return projection * np.dtype(dtype).itemsize if ahead else 0
-    sides = panels.packed_size((rows, input_size), dtype) + panels.packed_size((rows, H), dtype)
-    packs = [projection, panels.packed_size((GH, input_size), dtype), sides]
-    at_once = 2 if _gradients_behind(cell, T, B, H, dtype, input_size) else 1
-    return at_once * max(packs) * np.dtype(dtype).itemsize
+
+    def sides(rows: int) -> int:
+        return panels.packed_size((rows, input_size), dtype) + panels.packed_size((rows, H), dtype)
+
+    dx_pack = panels.packed_size((GH, input_size), dtype)
+    if _gradients_behind(cell, T, B, H, dtype, input_size):
+        packs = [projection, 2 * dx_pack, 2 * sides(-(-T // 2) * B)]
+    else:
+        packs = [projection, dx_pack, sides(T * B)]
+    return max(packs) * np.dtype(dtype).itemsize
 
 
 def layer_workspace_nbytes(cell: Cell, T: int, B: int, H: int, dtype, input_size: int) -> int:
@@ -350,7 +357,7 @@ def _run_beside_projection(reverse: bool, x, params: dict, x_proj, H: int, loop)
     another fills x_proj ahead of it (`project_ahead`), a chunk of steps at a time."""
     B = x.shape[1]
     packed_ih = threads.pack(params["weight_ih"].T)
-    x_rows, x_proj_rows = rows(np.ascontiguousarray(x)), rows(x_proj)
+    x_rows, x_proj_rows = rows(x), rows(x_proj)  # x copied where its rows are not one block
     counts = barrier.progress(1)
 
     def part(k):
