@@ -7,6 +7,8 @@ gradients, a transposed W_hh and the partial sums of a weight gradient).
 """
 
 import math
+import threading
+import time
 from typing import NamedTuple
 
 
@@ -92,12 +94,31 @@ def _size(nbytes: float) -> str:
         nbytes /= 1024
 
 
+# Seconds a reading of the free memory serves the requests that follow it.
+READING_SECONDS = 0.1
+
+_lock = threading.Lock()
+_readings = {}  # {a backend's free_memory: (when it was read, bytes not yet granted)}
+
+
 def require(backend, what: str, nbytes: int) -> None:
     """Raise MemoryError, naming `what`, the bytes it needs and those available, unless the
-    backend has `nbytes` free (or cannot tell)."""
-    free = backend.free_memory()
+    backend has `nbytes` free (or cannot tell).
+
+    A reading of the free memory (six small files on Linux: 40 us, 2-4% of a training
+    step of an LSTM at 200,1,128) serves READING_SECONDS of the requests after it,
+    each taken off what it found free as if none were ever given back; a request
+    beyond what is left, or later, reads again.
+    """
+    read = backend.free_memory
+    with _lock:
+        when, left = _readings.get(read, (-math.inf, 0))
+        if time.monotonic() - when < READING_SECONDS and nbytes <= left:
+            _readings[read] = (when, left - nbytes)
+            return
+    free = read()
     if free is not None and nbytes > free[0]:
-        free = backend.free_memory(release=True)
+        free = read(release=True)
     if free is not None and nbytes > free[0]:
         available, where = free
         raise MemoryError(
@@ -105,3 +126,6 @@ def require(backend, what: str, nbytes: int) -> None:
             f"({available} bytes) is available ({where}); use a shorter sequence or a "
             "smaller batch"
         )
+    if free is not None:
+        with _lock:
+            _readings[read] = (time.monotonic(), free[0] - nbytes)

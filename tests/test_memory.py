@@ -3,6 +3,7 @@ before allocating, naming what it needs and what is available; the counts it che
 bounds on what the calls allocate (`rnnbench.memory`)."""
 
 import tracemalloc
+import types
 
 import numpy as np
 import pytest
@@ -111,6 +112,29 @@ def test_a_backward_that_does_not_fit_raises_before_allocating_and_keeps_the_tap
     got = model.backward(dy)
     for key, grad in expected.items():
         np.testing.assert_array_equal(got[key], grad, err_msg=key)
+
+
+def test_a_reading_of_free_memory_serves_the_requests_after_it_less_what_they_take(
+    monkeypatch,
+):
+    reads = []
+
+    def free_memory(release=False):
+        reads.append(release)
+        return (1000, "a test")
+
+    backend = types.SimpleNamespace(free_memory=free_memory)
+    memory.require(backend, "a", 600)
+    memory.require(backend, "b", 400)  # what is left of the reading
+    assert reads == [False]
+    memory.require(backend, "c", 1)  # beyond what is left: read again
+    assert reads == [False, False]
+    monkeypatch.setattr(memory, "READING_SECONDS", 0)  # every reading is too old
+    memory.require(backend, "d", 1)
+    assert reads == [False, False, False]
+    with pytest.raises(MemoryError, match=r"e needs .* \(1001 bytes\)"):
+        memory.require(backend, "e", 1001)
+    assert reads == [False, False, False, False, True]
 
 
 def test_a_shape_beyond_any_machine_is_refused_up_front():

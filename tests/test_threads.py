@@ -82,10 +82,30 @@ def test_matmul_blocks_match_numpy(split_everything, monkeypatch, onemkl, dtype)
     _assert_product(
         out, [*products(a, b), np.broadcast_to(bias, out.shape), *products(a, v[:, 2:])]
     )
-    # several right operands, packed side by side: widths off and over a panel's
-    c, e = (rng.standard_normal((7, n)).astype(dtype) for n in (3, 40))
-    for product, right in zip(threads.matmul_transposed_left(a, [c, e]), (c, e), strict=True):
-        _assert_product(product, products(a.T, right))
+    # several right operands, widths off and over a panel's: split over the results' 5
+    # rows (a's 7 rows), or over a's 20 rows as partial sums
+    for rows in (7, 20):
+        tall = rng.standard_normal((rows, 5)).astype(dtype)
+        c, e = (rng.standard_normal((rows, n)).astype(dtype) for n in (3, 40))
+        results = threads.matmul_transposed_left(tall, [c, e])
+        for product, right in zip(results, (c, e), strict=True):
+            _assert_product(product, products(tall.T, right))
+
+
+@pytest.mark.parametrize("onemkl", [True, False] if mkl.AVAILABLE else [False])
+def test_transposed_products_split_over_their_rows_do_not_depend_on_the_blocks(
+    split_everything, monkeypatch, onemkl
+):
+    """An LSTM's weight gradients at H=512, T=50, B=16 (2048 rows against 800): each a
+    sum over every row of a in one order, the same bits in three blocks as in one."""
+    monkeypatch.setattr(mkl, "AVAILABLE", onemkl)
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((40, 48)).astype(np.float32)
+    b = rng.standard_normal((40, 33)).astype(np.float32)
+    [split] = threads.matmul_transposed_left(a, [b])
+    with threads.alone():
+        [whole] = threads.matmul_transposed_left(a, [b])
+    np.testing.assert_array_equal(split, whole)
 
 
 @pytest.mark.parametrize("padded", [False, True])

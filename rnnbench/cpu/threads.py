@@ -156,13 +156,43 @@ def matmul(a, b, out, bias=None, accumulate: bool = False) -> None:
 
 
 def matmul_transposed_left(a: np.ndarray, bs: list) -> list:
-    """[a.T @ b for b in bs], a: [M,N], each b: [M,K_b], as partial products over blocks
-    of the M rows, summed in row order, whichever block finishes first: by oneMKL, a
-    product for each b; else each block's rows of every b packed side by side (each b
-    padded to whole panels), so that one product reads the block of a once for all of
-    them (an LSTM's weight gradients, T=50, B=64, H=256: 20.9 ms for both, 22.1 as
-    two products)."""
+    """[a.T @ b for b in bs], a: [M,N], each b: [M,K_b]: split over the N rows of the
+    results where they are at least half as many as a's M rows, else over blocks of
+    the M rows as partial products summed in row order (`_transposed_by_partial_sums`).
+
+    The partial sums cost a read and write of every result per block and a copy of
+    each: an LSTM's weight gradients at H=512, 8 MiB (T=50, B=16, one core a block:
+    16.7-17.5 ms by rows of the results, 18.8-19.8 by partial sums; B=64: 65.7-66.7,
+    68.3-68.7), while the split over the results' rows has every block read every row
+    of each b, packed once for all (H=256, 2 MiB of results, T=50, B=64: 17.3-18.2 ms,
+    by partial sums 16.8-17.2; T=1024, B=16: 89.5, 86.9-87.1). Each result is a sum
+    over all M rows in one order, whatever the blocks.
+    """
     dtype = np.result_type(a, *bs)
+    if 2 * a.shape[1] < a.shape[0]:
+        return _transposed_by_partial_sums(a, bs, dtype)
+    outs = [np.empty((a.shape[1], b.shape[1]), dtype) for b in bs]
+    onemkl = _onemkl(a, *bs)
+    packs = None if onemkl else [pack(b) for b in bs]
+    no_bias = np.zeros(0, dtype)
+
+    def block(lo, hi):
+        for k, (b, out) in enumerate(zip(bs, outs, strict=True)):
+            if onemkl:
+                mkl.gemm(a[:, lo:hi].T, b, out[lo:hi])
+            else:
+                panels.multiply(a[:, lo:hi].T, packs[k], no_bias, False, out[lo:hi])
+
+    in_blocks(block, a.shape[1], sum(_product_flops(a.T, b) for b in bs))
+    return outs
+
+
+def _transposed_by_partial_sums(a: np.ndarray, bs: list, dtype) -> list:
+    """`matmul_transposed_left` as partial products over blocks of the M rows, summed in
+    row order, whichever block finishes first: by oneMKL, a product for each b; else
+    each block's rows of every b packed side by side (each b padded to whole panels),
+    so that one product reads the block of a once for all of them (an LSTM's weight
+    gradients, T=50, B=64, H=256: 20.9 ms for both, 22.1 as two products)."""
     onemkl = _onemkl(a, *bs)
     width = 1 if onemkl else panels.panel_width(dtype)  # each b's columns padded to it
     ends = np.cumsum([-(-b.shape[1] // width) * width for b in bs])
