@@ -77,7 +77,8 @@ def run(arch, case, dtype, threshold, path="rows", chunk_bytes=0) -> dict:
     chunks = -(-T // -(-rows // B))
     layer_calls = 2 * model.num_layers * (2 if model.bidirectional else 1)
     looped = beside and not scanned
-    assert len(projected_ahead) == (layer_calls if looped and chunks >= 2 else 0)
+    # twice a layer call: the first chunk on the loop's thread, the others beside it
+    assert len(projected_ahead) == (2 * layer_calls if looped and chunks >= 2 else 0)
     assert len(gradients_behind) == (layer_calls // 2 if looped and T >= 2 else 0)
     return {
         "y": y,

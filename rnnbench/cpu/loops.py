@@ -88,17 +88,18 @@ def matmul_transposed_accumulate(product, a, K, b, b_t, packed, out):
 
 
 @cpu_kernel
-def project_ahead(reverse, steps, B, x_rows, packed_ih, b_ih, x_proj_rows, counts):
-    """x_proj = x W_ih^T + b_ih for a time loop running on another thread: `steps` time
-    steps at a time, in the order the loop walks them (`reverse`), each chunk counted
-    done as thread 0 of `counts` (`barrier.progress(1)`; the loop waits for each step's).
+def project_ahead(reverse, steps, first, last, B, x_rows, packed_ih, b_ih, x_proj_rows, counts):
+    """x_proj = x W_ih^T + b_ih of the loop's steps first:last, for a time loop running
+    on another thread: `steps` time steps at a time, in the order the loop walks them
+    (`reverse`), each chunk counted done as thread 0 of `counts` (`barrier.progress(1)`;
+    the loop waits for each step's).
 
     x_rows: [T*B,I] and x_proj_rows: [T*B,G*H], time-major   packed_ih: `panels.pack`
     of W_ih^T   b_ih: [G*H]
     """
     T = x_rows.shape[0] // B
-    for s0 in range(0, T, steps):
-        s1 = min(T, s0 + steps)
+    for s0 in range(first, last, steps):
+        s1 = min(last, s0 + steps)
         t0, t1 = (T - s1, T - s0) if reverse else (s0, s1)
         rows = x_proj_rows[t0 * B : t1 * B]
         panels.multiply(x_rows[t0 * B : t1 * B], packed_ih, b_ih, False, rows)
