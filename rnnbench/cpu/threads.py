@@ -87,6 +87,9 @@ def _run_all(calls: list) -> None:
     """Each call, the first on this thread and the others on the pool's. They are queued
     together, so the pool's workers (one fewer than THREADS) start one caller's calls
     before the next's, and calls that wait for each other all run."""
+    if len(calls) == 1:  # no pool to wait for: 5 us a call less
+        calls[0]()
+        return
     with _submitting:
         others = [_pool(max(1, THREADS - 1)).submit(call) for call in calls[1:]]
     try:
