@@ -213,20 +213,30 @@ def _torch_runners(torch, model: RNN, x, dy) -> dict:
 
 
 def _rows(torch, arch: str, T: int, B: int, H: int, repeats: int, sgemm: float):
-    """The table's rows of one architecture and shape: inference, then training; the
-    torch columns "-" for a cell without a PyTorch twin."""
+    """(row, speed-up or None): the table's rows of one architecture and shape, inference
+    then training; the torch columns "-" for a cell without a PyTorch twin."""
     for phase, (ours, peer) in _pair(torch, arch, T, B, H).items():
         label = f"{arch} {T},{B},{H} {phase}"
         ours_s, peer_s = _best_seconds(ours, peer, repeats, label)
         flops = CELLS[arch].flops_per_step(H, H) * T * B * (3 if phase == "training" else 1)
         gflops = flops / ours_s / 1e9
+        ratio = None if peer is None else peer_s / ours_s
         torch_ms, speed_up = (
-            ("-", "-") if peer is None else (f"{peer_s * 1e3:.2f}", f"{peer_s / ours_s:.2f}x")
+            ("-", "-") if peer is None else (f"{peer_s * 1e3:.2f}", f"{ratio:.2f}x")
         )
-        yield (
+        row = (
             f"| {arch} | {T} | {B} | {H} | {phase} | {ours_s * 1e3:.2f} | {torch_ms} | "
             f"{speed_up} | {gflops:.1f} | {gflops / sgemm:.0%} |"
         )
+        yield row, ratio
+
+
+def summary(ratios: list[float]) -> str:
+    """The line under the table: the geometric mean of the speed-ups and how many rows
+    are below 1x."""
+    mean = np.exp(np.mean(np.log(ratios)))
+    below = sum(ratio < 1 for ratio in ratios)
+    return f"geometric mean speed-up {mean:.2f}x over {len(ratios)} rows; {below} below 1x"
 
 
 def run(args) -> int:
@@ -251,11 +261,15 @@ def run(args) -> int:
             "| arch | T | B | H | phase | rnnbench ms | torch ms | speed-up | GFLOP/s | of sgemm |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
+        ratios = []
         for arch, (T, B, H) in itertools.product(archs, shapes):
             against = "torch" if CELLS[arch].torch else "float64"
             show_progress(f"{arch} {T},{B},{H} checking against {against}")
-            for row in _rows(torch, arch, T, B, H, args.repeats, sgemm):
+            for row, ratio in _rows(torch, arch, T, B, H, args.repeats, sgemm):
                 print(row, flush=True)
+                ratios += [] if ratio is None else [ratio]
     finally:
         show_progress()  # clears the line on an error or Ctrl-C too
+    if ratios:
+        print(summary(ratios))
     return 0

@@ -63,8 +63,9 @@ def test_a_terminal_showing_both_shows_the_table_alone(quick, monkeypatch):
     assert cli.main(ARGS) == 0
     lines = screen(terminal.getvalue())
     assert lines[0].startswith("sgemm ")
-    assert all(line.startswith("|") for line in lines[1:-1])
+    assert all(line.startswith("|") for line in lines[1:-2])
     assert len(table_rows("\n".join(lines))) == 2
+    assert lines[-2].startswith("geometric mean speed-up ")
     assert lines[-1] == ""
 
 
@@ -93,6 +94,13 @@ def test_each_row_shows_the_least_time_of_each_library_over_its_runs(quick, monk
     assert "best of 3 alternating runs" in out.splitlines()[0]
     for row in table_rows(out):
         assert row.split(" | ")[5:8] == ["1.00", "4.00", "4.00x"]  # the medians: 2 and 5 ms
+    assert out.splitlines()[-1] == "geometric mean speed-up 4.00x over 2 rows; 0 below 1x"
+
+
+def test_the_summary_is_the_geometric_mean_of_the_speed_ups_and_counts_those_below_one():
+    assert compare.summary([0.5, 2.0, 8.0]) == (
+        "geometric mean speed-up 2.00x over 3 rows; 1 below 1x"
+    )
 
 
 def test_help_names_the_defaults(capsys):
