@@ -2,6 +2,7 @@
 its help, and the PyTorch twins it builds from the registry.
 """
 
+import gc
 import io
 import sys
 
@@ -130,3 +131,15 @@ def test_a_cell_without_a_twin_is_timed_alone_after_a_check_against_float64(
     monkeypatch.setattr(compare, "TOLERANCE", -1.0)
     with pytest.raises(RuntimeError, match="rnnbench and its float64 run disagree"):
         cli.main(["compare", "--arch", "indrnn", "--shape", "4,2,3", "--repeats", "1"])
+
+
+def test_a_timed_run_has_the_garbage_collector_off_and_leaves_it_as_it_was():
+    seen = []
+    assert compare._seconds(lambda: seen.append(gc.isenabled())) >= 0
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        compare._seconds(lambda: None)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
