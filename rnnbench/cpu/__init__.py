@@ -380,7 +380,7 @@ def _run_beside_projection(reverse: bool, x, params: dict, x_proj, H: int, loop)
         try:
             project(steps, T)
         except BaseException:
-            barrier.arrive(counts, 0, x.shape[0])  # the loop waits no more; the error is raised
+            barrier.arrive(counts, 0, T)  # the loop waits no more; the error is raised
             raise
 
     threads.together(part, 2)

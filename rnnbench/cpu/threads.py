@@ -171,11 +171,10 @@ def matmul_transposed_left(a: np.ndarray, bs: list) -> list:
     by partial sums 16.8-17.2; T=1024, B=16: 89.5, 86.9-87.1). Each result is a sum
     over all M rows in one order, whatever the blocks.
     """
-    dtype = np.result_type(a, *bs)
+    dtype, onemkl = np.result_type(a, *bs), _onemkl(a, *bs)
     if 2 * a.shape[1] < a.shape[0]:
-        return _transposed_by_partial_sums(a, bs, dtype)
+        return _transposed_by_partial_sums(a, bs, dtype, onemkl)
     outs = [np.empty((a.shape[1], b.shape[1]), dtype) for b in bs]
-    onemkl = _onemkl(a, *bs)
     packs = None if onemkl else [pack(b) for b in bs]
     no_bias = np.zeros(0, dtype)
 
@@ -190,13 +189,12 @@ def matmul_transposed_left(a: np.ndarray, bs: list) -> list:
     return outs
 
 
-def _transposed_by_partial_sums(a: np.ndarray, bs: list, dtype) -> list:
+def _transposed_by_partial_sums(a: np.ndarray, bs: list, dtype, onemkl: bool) -> list:
     """`matmul_transposed_left` as partial products over blocks of the M rows, summed in
     row order, whichever block finishes first: by oneMKL, a product for each b; else
     each block's rows of every b packed side by side (each b padded to whole panels),
     so that one product reads the block of a once for all of them (an LSTM's weight
     gradients, T=50, B=64, H=256: 20.9 ms for both, 22.1 as two products)."""
-    onemkl = _onemkl(a, *bs)
     width = 1 if onemkl else panels.panel_width(dtype)  # each b's columns padded to it
     ends = np.cumsum([-(-b.shape[1] // width) * width for b in bs])
     sides = list(zip(bs, [0, *ends[:-1]], ends, strict=True))  # (b, start, end) in a row
