@@ -29,9 +29,12 @@ def _packed(b):
     N=st.integers(1, 80),  # full panels (32 or 16 columns) and a partial one
     dtype=st.sampled_from([np.float32, np.float64]),
     transposed=st.booleans(),  # b a transpose (a weight's rows), or rows as they are
+    bias=st.booleans(),  # add_bias: out set to bias + a @ b, whatever out held
     seed=st.integers(0, 2**32 - 1),
 )
-def test_a_packed_product_adds_a_times_b_onto_out(M, K, N, dtype, transposed, seed):
+def test_a_packed_product_adds_a_times_b_onto_out_or_a_bias(
+    M, K, N, dtype, transposed, bias, seed
+):
     rng = np.random.default_rng(seed)
     # a and out with rows further apart than their width (a thread's rows and units)
     a = rng.standard_normal((M, K + 3)).astype(dtype)[:, 1 : K + 1]
@@ -43,10 +46,15 @@ def test_a_packed_product_adds_a_times_b_onto_out(M, K, N, dtype, transposed, se
     wide = rng.standard_normal((M, N + 5)).astype(dtype)
     out = wide[:, 2 : N + 2]
     before = wide.copy()
-    expected = out.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
-    panels.accumulate(a, _packed(b), out)
+    c = rng.standard_normal(N).astype(dtype)
+    under = np.broadcast_to(c, out.shape) if bias else out.copy()
+    expected = under.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
+    if bias:
+        panels.add_bias(a, _packed(b), c, out)
+    else:
+        panels.accumulate(a, _packed(b), out)
     u = np.finfo(dtype).eps / 2
-    bound = 2 * (K + 1) * u * (np.abs(before[:, 2 : N + 2]) + np.abs(a) @ np.abs(b))
+    bound = 2 * (K + 1) * u * (np.abs(under) + np.abs(a) @ np.abs(b))
     assert np.all(np.abs(out - expected) <= bound)
     np.testing.assert_array_equal(wide[:, :2], before[:, :2])  # nothing outside out
     np.testing.assert_array_equal(wide[:, N + 2 :], before[:, N + 2 :])

@@ -220,11 +220,8 @@ def _forward_loop(cell: Cell, forward_units):
             prev, new = (t + reverse) % h.shape[0], (t + 1 - reverse) % h.shape[0]
             if recurrence == DENSE and in_loop and s % chunk == 0:
                 for k in range(min(chunk, T - s)):
-                    rows = x_proj[k, lo:hi]
-                    fill_rows(rows, b_ih)
-                    panels.accumulate(
-                        x[T - 1 - s - k if reverse else s + k, lo:hi], packed_ih, rows
-                    )
+                    x_t = x[T - 1 - s - k if reverse else s + k, lo:hi]
+                    panels.add_bias(x_t, packed_ih, b_ih, x_proj[k, lo:hi])
             if fed:
                 barrier.wait_for(counts, s + 1)  # x_proj[t] written
             xp = x_proj[s % chunk] if in_loop else x_proj[t]
@@ -237,10 +234,12 @@ def _forward_loop(cell: Cell, forward_units):
                         copy_blocks(xp[b], H, u0, xp_units[b], n, 0, n)
                     xp = xp_units
                 sv = saved_units
-            if recurrence == DENSE:
+            if recurrence == DENSE and product == PACKED:
+                panels.add_bias(h[prev, lo:hi], packed, b_hh, rows_proj)
+            elif recurrence == DENSE:
                 fill_rows(rows_proj, b_hh)
                 matmul_transposed_accumulate(
-                    product, h[prev, lo:hi], H, w_hh, w_hh_t, packed, rows_proj
+                    LOOP, h[prev, lo:hi], H, w_hh, w_hh_t, packed, rows_proj
                 )
             for b in range(lo, hi):
                 if recurrence == DIAGONAL:
