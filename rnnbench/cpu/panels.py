@@ -7,8 +7,9 @@ times with the same weight, so the weight is packed once per layer call: b: [K,N
 as panels of `panel_width` columns (two SIMD vectors of 64 bytes), each panel's K
 rows of them contiguous, the last one padded with zeros. A tile of up to
 `TILE_ROWS` rows of out by one panel keeps its 2 x TILE_ROWS vectors of sums in
-registers through the K products and adds them to out once: per k, two vector
-loads of the panel, one broadcast of a[m, k] per row and 16 fused multiply-adds.
+registers through the K products and adds them once to out (or to a bias row,
+into out: `add_bias`): per k, two vector loads of the panel, one broadcast of
+a[m, k] per row and 16 fused multiply-adds.
 LLVM lowers the 64-byte vectors to what the machine has (AVX-512, or twice AVX2).
 
 One core, float32, a compiled loop of 200 steps, on this project's AMD EPYC
