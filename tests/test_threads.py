@@ -216,7 +216,8 @@ def train(stop=lambda: True):
 
 
 def blas_threads():
-    # by library: oneMKL (RNNBENCH_MKL=1, sequential) is loaded at the first product
+    # by library: oneMKL (sequential), where it is used, loads with the CPU backend, at
+    # the first model's first call
     blas = ThreadpoolController().select(user_api="blas").info()
     return {lib["filepath"]: lib["num_threads"] for lib in blas}
 

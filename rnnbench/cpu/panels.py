@@ -1,6 +1,7 @@
-"""Products out += a @ b against a b packed in panels, by a register-blocked kernel
-compiled here: the time loops' step products (`accumulate`) and, where oneMKL is not
-loaded, the layers' large products (`multiply`, by `rnnbench.cpu.threads`).
+"""Products out += a @ b (or out = a @ b + bias) against a b packed in panels, by a
+register-blocked kernel compiled here: the time loops' step products (`add_bias` in
+the forward, `accumulate` in the backward) and, where oneMKL is not loaded, the
+layers' large products (`multiply`, by `rnnbench.cpu.threads`).
 
 One step's product h @ W_hh^T is small (a block of batch rows) and repeats T
 times with the same weight, so the weight is packed once per layer call: b: [K,N]
@@ -133,7 +134,7 @@ def _tile(rows: int):
             k.add_incoming(k_next, end)
             builder.cbranch(builder.icmp_signed("<", k_next, K), loop, done)
 
-            # out[m, v-th vector] = base[m, v-th vector] + sums[m][v] (zero where K is 0)
+            # out[m, v-th vector] = base[m, v-th vector] + sums[m][v] (the sums 0 where K is 0)
             builder.position_at_end(done)
             totals = [[builder.phi(vector) for _ in range(VECTORS)] for _ in range(rows)]
             for m in range(rows):
@@ -173,9 +174,10 @@ def accumulate(a, packed, out):
 
 @cpu_kernel
 def add_bias(a, packed, bias, out):
-    """out = a @ b + bias, bias: [N]; otherwise as `accumulate` (one pass over k: a time
-    step's product, whose sums stay in registers through all of K)."""
-    _accumulate_steps(a, packed, out, 0, a.shape[1], bias.reshape((1, bias.size)))
+    """out = a @ b + bias, bias: [N] (contiguous; a wrong length raises); otherwise as
+    `accumulate` (one pass over k: a time step's product, whose sums stay in registers
+    through all of K)."""
+    _accumulate_steps(a, packed, out, 0, a.shape[1], bias.reshape((1, out.shape[1])))
 
 
 @cpu_kernel
@@ -187,10 +189,9 @@ def multiply(a, packed, bias, add, out):
     N = out.shape[1]
     first = bias.reshape((1, N)) if bias.size else np.zeros((1, N), out.dtype)
     for m0 in range(0, M, M_BLOCK):
-        rows = out[m0 : m0 + M_BLOCK]
+        rows, block = out[m0 : m0 + M_BLOCK], a[m0 : m0 + M_BLOCK]
         for k0 in range(0, max(K, 1), K_BLOCK):  # one block where K is 0: out set
             k1 = min(K, k0 + K_BLOCK)
-            block = a[m0 : m0 + M_BLOCK]
             if k0 == 0 and not add:
                 _accumulate_steps(block, packed, rows, k0, k1, first)
             else:
@@ -216,16 +217,16 @@ def _accumulate_steps(a, packed, out, k0, k1, base):
             a_m, out_m, base_m = m * lda + a_k0, m * ldc + column, m * ldb + column
             _tile8(a, a_m, lda, ka, packed, start, steps, out, out_m, ldc, base, base_m, ldb)
             m += TILE_ROWS
-        a_m, out_m, base_m = m * lda + a_k0, m * ldc + column, m * ldb + column
         if M - m >= 4:
+            a_m, out_m, base_m = m * lda + a_k0, m * ldc + column, m * ldb + column
             _tile4(a, a_m, lda, ka, packed, start, steps, out, out_m, ldc, base, base_m, ldb)
-            a_m, out_m, base_m = a_m + 4 * lda, out_m + 4 * ldc, base_m + 4 * ldb
             m += 4
         if M - m >= 2:
+            a_m, out_m, base_m = m * lda + a_k0, m * ldc + column, m * ldb + column
             _tile2(a, a_m, lda, ka, packed, start, steps, out, out_m, ldc, base, base_m, ldb)
-            a_m, out_m, base_m = a_m + 2 * lda, out_m + 2 * ldc, base_m + 2 * ldb
             m += 2
         if M - m >= 1:
+            a_m, out_m, base_m = m * lda + a_k0, m * ldc + column, m * ldb + column
             _tile1(a, a_m, lda, ka, packed, start, steps, out, out_m, ldc, base, base_m, ldb)
     n0 = N - N % width
     for m in range(M):
