@@ -181,6 +181,11 @@ def gradient_fingerprint(grads: dict) -> dict:
     return {key: fingerprint(grad) for key, grad in grads.items()}
 
 
+def cases():
+    """(arch, (seq_len, batch, hidden)) for every architecture and shape of the grid."""
+    return itertools.product(ARCHS, itertools.product(*SHAPES))
+
+
 def references() -> dict:
     """float64 fingerprints of forward and training step for every architecture and shape.
 
@@ -190,7 +195,7 @@ def references() -> dict:
     not in setup_cache, whose source is part of every benchmark's version.
     """
     refs = {}
-    for arch, (seq_len, batch, hidden) in itertools.product(ARCHS, itertools.product(*SHAPES)):
+    for arch, (seq_len, batch, hidden) in cases():
         net = model(arch, "cpu", hidden, np.float64)
         y, state = net.forward(sequence(seq_len, batch, hidden, np.float64))
         grads = net.backward(output_grad(seq_len, batch, hidden, np.float64))
@@ -207,7 +212,7 @@ def fill_disk_cache() -> None:
     kernel the benchmarks call is in rnnbench's disk cache before any of them runs and
     no benchmark's peak memory counts a compile (from a cold cache, the first shape's
     peakmem_train_step read 257-316 MB, 212-216 warm). Inputs drawn afresh, not kept."""
-    for arch, (seq_len, batch, hidden) in itertools.product(ARCHS, itertools.product(*SHAPES)):
+    for arch, (seq_len, batch, hidden) in cases():
         warm = model(arch, "cpu", hidden)
         x = normal("x", (seq_len, batch, hidden))
         warm.forward(x, grad=False)
